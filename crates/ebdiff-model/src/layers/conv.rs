@@ -1,0 +1,84 @@
+//! 2-D convolution, square kernel, symmetric padding. Its input VJP is the transposed
+//! convolution with the same weight, which Burn differentiates with respect to that weight.
+
+use burn::module::{Module, Param};
+use burn::nn::Initializer;
+use burn::tensor::module::{conv_transpose2d, conv2d};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
+use burn::tensor::{Device, Tensor};
+
+#[derive(Module, Debug)]
+pub struct Conv2d {
+    /// `[out, in, k, k]`.
+    pub weight: Param<Tensor<4>>,
+    pub bias: Option<Param<Tensor<1>>>,
+    pub stride: usize,
+    pub padding: usize,
+}
+
+impl Conv2d {
+    pub fn new(
+        c_in: usize,
+        c_out: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+        zero: bool,
+        device: &Device,
+    ) -> Self {
+        let fan_in = c_in * kernel * kernel;
+        let bound = 1.0 / (fan_in as f64).sqrt();
+        let init = if zero {
+            Initializer::Zeros
+        } else {
+            Initializer::Uniform { min: -bound, max: bound }
+        };
+        Conv2d {
+            weight: init.init([c_out, c_in, kernel, kernel], device),
+            bias: Some(init.init([c_out], device)),
+            stride,
+            padding,
+        }
+    }
+
+    pub fn kernel(&self) -> usize {
+        self.weight.val().dims()[2]
+    }
+
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let s = self.stride;
+        let p = self.padding;
+        conv2d(
+            x,
+            self.weight.val(),
+            self.bias.as_ref().map(|b| b.val()),
+            ConvOptions::new([s, s], [p, p], [1, 1], 1),
+        )
+    }
+
+    /// Output spatial size for an input of size `n`.
+    pub fn output_size(&self, n: usize) -> usize {
+        (n + 2 * self.padding - self.kernel()) / self.stride + 1
+    }
+
+    /// gᵀ·∂y/∂x: transposed convolution with the same weight. `input_hw` is the forward input's
+    /// spatial size; with stride > 1 several input sizes map to one output size, and
+    /// `padding_out` restores the right one (the formula Burn's own conv2d backward uses).
+    pub fn vjp(&self, grad_out: Tensor<4>, input_hw: [usize; 2]) -> Tensor<4> {
+        let [_, _, ho, wo] = grad_out.dims();
+        let (s, p, k) = (self.stride, self.padding, self.kernel());
+        let pad_out = |n_in: usize, n_out: usize| n_in + 2 * p - ((n_out - 1) * s + k);
+        conv_transpose2d(
+            grad_out,
+            self.weight.val(),
+            None,
+            ConvTransposeOptions::new(
+                [s, s],
+                [p, p],
+                [pad_out(input_hw[0], ho), pad_out(input_hw[1], wo)],
+                [1, 1],
+                1,
+            ),
+        )
+    }
+}
