@@ -51,7 +51,12 @@ struct Timing {
     peak_rss: Option<f64>,
 }
 
-fn time_steps(cfg: &ModelConfig, timesteps: usize, args: &TrainStepArgs, backend: BackendKind) -> Result<Timing> {
+fn time_steps(
+    cfg: &ModelConfig,
+    timesteps: usize,
+    args: &TrainStepArgs,
+    backend: BackendKind,
+) -> Result<Timing> {
     let device = backend.device().map_err(anyhow::Error::msg)?.autodiff();
     let schedule = ebdiff_core::ScheduleConfig::linear(timesteps).build();
     let mut model = cfg.init(timesteps, &device);
@@ -60,30 +65,46 @@ fn time_steps(cfg: &ModelConfig, timesteps: usize, args: &TrainStepArgs, backend
     let mut rng = stream(0, "bench");
     let mut times = Vec::new();
     for i in 0..args.warmup + args.iters {
-        let x0: Vec<f32> = uniform_vec(&mut rng, args.batch * dim).into_iter().map(|u| 2.0 * u - 1.0).collect();
+        let x0: Vec<f32> = uniform_vec(&mut rng, args.batch * dim)
+            .into_iter()
+            .map(|u| 2.0 * u - 1.0)
+            .collect();
         let start = Instant::now();
         let batch = noise_batch(&x0, dim, &schedule, &mut rng, &device);
         let loss = dsm_loss(&model, &batch);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(1e-4, model, grads);
-        device.sync().map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))?;
+        device
+            .sync()
+            .map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))?;
         if i >= args.warmup {
             times.push(start.elapsed().as_secs_f64());
         }
     }
     let _ = model.num_params();
     times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    Ok(Timing { median: times[times.len() / 2], min: times[0], peak_rss: peak_rss_mib() })
+    Ok(Timing {
+        median: times[times.len() / 2],
+        min: times[0],
+        peak_rss: peak_rss_mib(),
+    })
 }
 
 fn train_step(args: TrainStepArgs, backend: BackendKind) -> Result<()> {
-    anyhow::ensure!(args.iters >= 1 && args.batch >= 1, "--iters and --batch must be ≥ 1");
+    anyhow::ensure!(
+        args.iters >= 1 && args.batch >= 1,
+        "--iters and --batch must be ≥ 1"
+    );
     let (cfg, schedule) = match &args.config {
         Some(p) => crate::load_model_section(p)?,
-        None => crate::model_section_from_text(crate::DEFAULT_UNET_CONFIG, "configs/unet-small.toml")?,
+        None => {
+            crate::model_section_from_text(crate::DEFAULT_UNET_CONFIG, "configs/unet-small.toml")?
+        }
     };
     let timesteps = schedule.timesteps();
-    let params = cfg.init(timesteps, &backend.device().map_err(anyhow::Error::msg)?).num_params();
+    let params = cfg
+        .init(timesteps, &backend.device().map_err(anyhow::Error::msg)?)
+        .num_params();
     println!(
         "bench train-step: backend {backend}, batch {}, data shape {:?}, {} parameters, warm-up {}, median of {}",
         args.batch, cfg.data_shape, params, args.warmup, args.iters
@@ -94,9 +115,18 @@ fn train_step(args: TrainStepArgs, backend: BackendKind) -> Result<()> {
     energy_cfg.parameterization = ParameterizationKind::Energy;
     let score = time_steps(&score_cfg, timesteps, &args, backend)?;
     let energy = time_steps(&energy_cfg, timesteps, &args, backend)?;
-    let fmt_rss = |r: Option<f64>| r.map(|v| format!("{v:.0} MiB")).unwrap_or_else(|| "n/a".into());
-    println!("{:<22} {:>10} {:>10} {:>12} {:>16}", "parameterization", "median s", "min s", "images/s", "peak RSS so far");
-    for (name, t) in [("score (eps)", &score), (&*format!("energy ({:?})", cfg.energy_form), &energy)] {
+    let fmt_rss = |r: Option<f64>| {
+        r.map(|v| format!("{v:.0} MiB"))
+            .unwrap_or_else(|| "n/a".into())
+    };
+    println!(
+        "{:<22} {:>10} {:>10} {:>12} {:>16}",
+        "parameterization", "median s", "min s", "images/s", "peak RSS so far"
+    );
+    for (name, t) in [
+        ("score (eps)", &score),
+        (&*format!("energy ({:?})", cfg.energy_form), &energy),
+    ] {
         println!(
             "{:<22} {:>10.4} {:>10.4} {:>12.1} {:>16}",
             name,
@@ -106,6 +136,9 @@ fn train_step(args: TrainStepArgs, backend: BackendKind) -> Result<()> {
             fmt_rss(t.peak_rss)
         );
     }
-    println!("energy/score step-time ratio: {:.2}", energy.median / score.median);
+    println!(
+        "energy/score step-time ratio: {:.2}",
+        energy.median / score.median
+    );
     Ok(())
 }

@@ -6,7 +6,9 @@ use burn::tensor::FloatDType;
 use clap::Args;
 use ebdiff_core::BackendKind;
 use ebdiff_core::rng::stream;
-use ebdiff_model::gradcheck::{CheckResult, check_dsm_param_grads, check_model_layers};
+use ebdiff_model::gradcheck::{
+    CheckResult, check_dsm_param_grads, check_model_layers, perturb_parameters,
+};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -29,6 +31,11 @@ pub struct GradcheckArgs {
     /// Override the parameterization to check (`eps` or `energy`); default: the config's.
     #[arg(long)]
     parameterization: Option<String>,
+    /// Check at the config's initialization instead of a randomly perturbed point. With
+    /// zero-initialized output layers most gradients are then exactly zero (and the run fails
+    /// as vacuous).
+    #[arg(long)]
+    at_init: bool,
 }
 
 /// Tolerances: VJP vs autodiff is the same math in a different order, so only round-off differs.
@@ -37,10 +44,13 @@ const AUTODIFF_TOL: f64 = 1e-4;
 pub fn run(args: GradcheckArgs, backend: BackendKind) -> Result<()> {
     let (mut model_cfg, schedule_cfg) = match &args.config {
         Some(p) => crate::load_model_section(p)?,
-        None => crate::model_section_from_text(crate::DEFAULT_UNET_CONFIG, "configs/unet-small.toml")?,
+        None => {
+            crate::model_section_from_text(crate::DEFAULT_UNET_CONFIG, "configs/unet-small.toml")?
+        }
     };
     if let Some(p) = &args.parameterization {
-        model_cfg.parameterization = ebdiff_core::parse_toml::<Wrap>(&format!("p = \"{p}\""), "--parameterization")?.p;
+        model_cfg.parameterization =
+            ebdiff_core::parse_toml::<Wrap>(&format!("p = \"{p}\""), "--parameterization")?.p;
     }
     let mut device = backend.device().map_err(anyhow::Error::msg)?;
     let (fd_step, fd_tol) = match args.dtype.as_str() {
@@ -53,17 +63,28 @@ pub fn run(args: GradcheckArgs, backend: BackendKind) -> Result<()> {
         }
         other => bail!("unknown --dtype `{other}`; allowed: f32, f64"),
     };
+    device.seed(args.seed);
     let device = device.autodiff();
     let timesteps = schedule_cfg.timesteps();
-    let model = model_cfg.init(timesteps, &device);
     let mut rng = stream(args.seed, "gradcheck");
+    let mut model = model_cfg.init(timesteps, &device);
+    if !args.at_init {
+        model = perturb_parameters(model, 0.05, &mut rng);
+    }
     println!(
         "gradcheck: backend {backend}, {}, batch {}, {:?} model, data shape {:?}",
         args.dtype, args.batch, model.parameterization, model_cfg.data_shape
     );
     let layers = check_model_layers(&model, args.batch, timesteps, &mut rng);
     let fd = if model.is_energy() {
-        check_dsm_param_grads(&model, args.batch, timesteps, args.fd_samples, fd_step, &mut rng)
+        check_dsm_param_grads(
+            &model,
+            args.batch,
+            timesteps,
+            args.fd_samples,
+            fd_step,
+            &mut rng,
+        )
     } else {
         Vec::new()
     };
@@ -71,26 +92,47 @@ pub fn run(args: GradcheckArgs, backend: BackendKind) -> Result<()> {
     // Worst error per layer kind (name without indices).
     let mut worst: BTreeMap<String, f64> = BTreeMap::new();
     for r in &layers {
-        let kind: String = r.name.split('.').filter(|s| s.parse::<usize>().is_err()).collect::<Vec<_>>().join(".");
+        let kind: String = r
+            .name
+            .split('.')
+            .filter(|s| s.parse::<usize>().is_err())
+            .collect::<Vec<_>>()
+            .join(".");
         let e = worst.entry(kind).or_insert(0.0);
         *e = e.max(r.rel_err);
     }
-    println!("\nworst relative error per layer kind (VJP vs autodiff, tolerance {AUTODIFF_TOL:.0e}):");
+    println!(
+        "\nworst relative error per layer kind (VJP vs autodiff, tolerance {AUTODIFF_TOL:.0e}):"
+    );
     for (k, v) in &worst {
         println!("  {k:<28} {v:.2e}");
     }
     let worst_all = layers.iter().map(|r| r.rel_err).fold(0.0, f64::max);
     println!("  {:<28} {worst_all:.2e}", "ALL");
     if !fd.is_empty() {
-        println!("\n∂(DSM loss)/∂θ vs central finite differences (step {fd_step:.0e}, tolerance {fd_tol:.0e}):");
+        println!(
+            "\n∂(DSM loss)/∂θ vs central finite differences (step {fd_step:.0e}, tolerance {fd_tol:.0e}):"
+        );
         print_table(&fd);
     }
     let fd_worst = fd.iter().map(|r| r.rel_err).fold(0.0, f64::max);
+    let vacuous: Vec<&str> = layers
+        .iter()
+        .filter(|r| r.scale == 0.0)
+        .map(|r| r.name.as_str())
+        .collect();
+    if !vacuous.is_empty() {
+        bail!(
+            "vacuous checks (reference gradient identically zero): {vacuous:?}; drop --at-init to check at a perturbed point"
+        );
+    }
     if worst_all > AUTODIFF_TOL {
         bail!("VJP vs autodiff: worst relative error {worst_all:.2e} exceeds {AUTODIFF_TOL:.0e}");
     }
     if fd_worst > fd_tol {
-        bail!("DSM parameter gradients vs finite differences: worst {fd_worst:.2e} exceeds {fd_tol:.0e}");
+        bail!(
+            "DSM parameter gradients vs finite differences: worst {fd_worst:.2e} exceeds {fd_tol:.0e}"
+        );
     }
     println!("\nall checks passed");
     Ok(())
@@ -102,8 +144,14 @@ struct Wrap {
 }
 
 fn print_table(rows: &[CheckResult]) {
-    println!("{:<36} {:<12} {:>10} {:>10}", "check", "reference", "rel.err", "scale");
+    println!(
+        "{:<36} {:<12} {:>10} {:>10}",
+        "check", "reference", "rel.err", "scale"
+    );
     for r in rows {
-        println!("{:<36} {:<12} {:>10.2e} {:>10.2e}", r.name, r.reference, r.rel_err, r.scale);
+        println!(
+            "{:<36} {:<12} {:>10.2e} {:>10.2e}",
+            r.name, r.reference, r.rel_err, r.scale
+        );
     }
 }

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use ebdiff_core::BackendKind;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", about = "ebdiff: energy-parameterized diffusion models on Burn", version)]
+#[command(
+    name = "cargo xtask",
+    about = "ebdiff: energy-parameterized diffusion models on Burn",
+    version
+)]
 struct Cli {
     /// Compute backend: flex (CPU), wgpu or cuda (GPU builds need `--features wgpu|cuda`).
     #[arg(long, global = true, default_value = "flex")]
@@ -34,7 +38,8 @@ enum Command {
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -55,7 +60,8 @@ fn main() {
 pub fn load_model_section(
     path: &std::path::Path,
 ) -> anyhow::Result<(ebdiff_model::ModelConfig, ebdiff_core::ScheduleConfig)> {
-    let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     model_section_from_text(&text, &path.display().to_string())
 }
 
@@ -69,14 +75,22 @@ pub fn model_section_from_text(
         diffusion: Option<toml::Value>,
     }
     let sections: Sections = toml::from_str(text).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
-    let model: ebdiff_model::ModelConfig =
-        ebdiff_core::parse_toml(&toml::to_string(&sections.model)?, &format!("{origin} [model]"))?;
-    model.validate().map_err(|(k, m)| anyhow::anyhow!("{origin}: at `model.{k}`: {m}"))?;
+    let model: ebdiff_model::ModelConfig = ebdiff_core::parse_toml(
+        &toml::to_string(&sections.model)?,
+        &format!("{origin} [model]"),
+    )?;
+    model
+        .validate()
+        .map_err(|(k, m)| anyhow::anyhow!("{origin}: at `model.{k}`: {m}"))?;
     let schedule = match sections.diffusion {
-        Some(v) => ebdiff_core::parse_toml(&toml::to_string(&v)?, &format!("{origin} [diffusion]"))?,
+        Some(v) => {
+            ebdiff_core::parse_toml(&toml::to_string(&v)?, &format!("{origin} [diffusion]"))?
+        }
         None => ebdiff_core::ScheduleConfig::linear(1000),
     };
-    schedule.validate().map_err(|(k, m)| anyhow::anyhow!("{origin}: at `diffusion.{k}`: {m}"))?;
+    schedule
+        .validate()
+        .map_err(|(k, m)| anyhow::anyhow!("{origin}: at `diffusion.{k}`: {m}"))?;
     Ok((model, schedule))
 }
 

@@ -21,8 +21,11 @@ pub struct TrainArgs {
 
 pub fn run(args: TrainArgs, backend: BackendKind) -> Result<()> {
     let cfg = ExperimentConfig::load(&args.config)?;
-    let out = args.out.unwrap_or_else(|| PathBuf::from("runs").join(&cfg.run.name));
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create run directory {}", out.display()))?;
+    let out = args
+        .out
+        .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.run.name));
+    std::fs::create_dir_all(&out)
+        .with_context(|| format!("cannot create run directory {}", out.display()))?;
     std::fs::write(out.join("config.toml"), toml::to_string_pretty(&cfg)?)?;
     let device = backend.device().map_err(anyhow::Error::msg)?;
     tracing::info!(run = %cfg.run.name, backend = %backend, out = %out.display(), "training");
@@ -30,8 +33,10 @@ pub fn run(args: TrainArgs, backend: BackendKind) -> Result<()> {
     let batch_size = cfg.train.batch_size;
     let bar = ProgressBar::new(steps as u64);
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]")
-            .unwrap(),
+        ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]",
+        )
+        .unwrap(),
     );
     let mut metrics = std::io::BufWriter::new(std::fs::File::create(out.join("metrics.jsonl"))?);
     let log_every = cfg.train.log_every.max(1);
@@ -43,7 +48,11 @@ pub fn run(args: TrainArgs, backend: BackendKind) -> Result<()> {
             window.clear();
             let rate = (r.step + 1) as f64 * batch_size as f64 / r.seconds;
             bar.set_message(format!("loss {mean:.4}  lr {:.1e}  {rate:.0} ex/s", r.lr));
-            let _ = writeln!(metrics, "{}", serde_json::json!({"step": r.step + 1, "loss": mean, "lr": r.lr, "seconds": r.seconds}));
+            let _ = writeln!(
+                metrics,
+                "{}",
+                serde_json::json!({"step": r.step + 1, "loss": mean, "lr": r.lr, "seconds": r.seconds})
+            );
         }
         bar.inc(1);
     });
@@ -54,7 +63,16 @@ pub fn run(args: TrainArgs, backend: BackendKind) -> Result<()> {
     let plot = out.join("samples.png");
     write_scatter_png(
         &plot,
-        &[ScatterSeries { points: exact, color: [190, 190, 190] }, ScatterSeries { points: samples, color: [200, 40, 40] }],
+        &[
+            ScatterSeries {
+                points: exact,
+                color: [190, 190, 190],
+            },
+            ScatterSeries {
+                points: samples,
+                color: [200, 40, 40],
+            },
+        ],
         1.0,
         512,
     )
@@ -67,7 +85,10 @@ pub fn run(args: TrainArgs, backend: BackendKind) -> Result<()> {
         "final_loss": result.outcome.losses.last(),
         "sampler": format!("ancestral ({:?} variance), EMA weights", cfg.sample.variance),
     });
-    std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
+    std::fs::write(
+        out.join("summary.json"),
+        serde_json::to_string_pretty(&summary)?,
+    )?;
     println!(
         "mean log-density under the target: model {:.4}, exact samples {:.4}, gap {:.4} nats",
         report.model,

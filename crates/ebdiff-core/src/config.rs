@@ -22,7 +22,11 @@ pub enum ConfigError {
 
 impl ConfigError {
     /// A semantic error found after parsing (e.g. a value out of range).
-    pub fn invalid(origin: impl Into<String>, key: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn invalid(
+        origin: impl Into<String>,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         ConfigError::Invalid {
             origin: origin.into(),
             key: key.into(),
@@ -88,7 +92,8 @@ mod tests {
 
     #[test]
     fn unknown_key_names_the_path() {
-        let err = parse_toml::<Outer>("[inner]\nkind = \"linear\"\nwidth = 3\n", "t.toml").unwrap_err();
+        let err =
+            parse_toml::<Outer>("[inner]\nkind = \"linear\"\nwidth = 3\n", "t.toml").unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("inner"), "{msg}");
         assert!(msg.contains("width"), "{msg}");

@@ -17,7 +17,9 @@ pub fn stream(seed: u64, purpose: &str) -> StdRng {
 }
 
 pub fn normal_vec(rng: &mut StdRng, n: usize) -> Vec<f32> {
-    (0..n).map(|_| rng.sample::<f32, _>(StandardNormal)).collect()
+    (0..n)
+        .map(|_| rng.sample::<f32, _>(StandardNormal))
+        .collect()
 }
 
 pub fn uniform_vec(rng: &mut StdRng, n: usize) -> Vec<f32> {

@@ -60,7 +60,9 @@ impl ScheduleConfig {
 
     pub fn timesteps(&self) -> usize {
         match self {
-            ScheduleConfig::Linear { timesteps, .. } | ScheduleConfig::Cosine { timesteps, .. } => *timesteps,
+            ScheduleConfig::Linear { timesteps, .. } | ScheduleConfig::Cosine { timesteps, .. } => {
+                *timesteps
+            }
         }
     }
 
@@ -68,10 +70,17 @@ impl ScheduleConfig {
     pub fn validate(&self) -> Result<(), (String, String)> {
         let t = self.timesteps();
         if !(2..=100_000).contains(&t) {
-            return Err(("timesteps".into(), format!("must be in 2..=100000, got {t}")));
+            return Err((
+                "timesteps".into(),
+                format!("must be in 2..=100000, got {t}"),
+            ));
         }
         match self {
-            ScheduleConfig::Linear { beta_start, beta_end, timesteps } => {
+            ScheduleConfig::Linear {
+                beta_start,
+                beta_end,
+                timesteps,
+            } => {
                 let scale = 1000.0 / *timesteps as f64;
                 if !(*beta_start > 0.0 && beta_start < beta_end && beta_end * scale < 1.0) {
                     return Err((
@@ -87,7 +96,10 @@ impl ScheduleConfig {
                     return Err(("s".into(), format!("must be in [0, 1), got {s}")));
                 }
                 if !(*max_beta > 0.0 && *max_beta < 1.0) {
-                    return Err(("max_beta".into(), format!("must be in (0, 1), got {max_beta}")));
+                    return Err((
+                        "max_beta".into(),
+                        format!("must be in (0, 1), got {max_beta}"),
+                    ));
                 }
             }
         }
@@ -97,13 +109,23 @@ impl ScheduleConfig {
     pub fn build(&self) -> NoiseSchedule {
         let t = self.timesteps();
         let betas: Vec<f64> = match self {
-            ScheduleConfig::Linear { beta_start, beta_end, .. } => {
+            ScheduleConfig::Linear {
+                beta_start,
+                beta_end,
+                ..
+            } => {
                 let scale = 1000.0 / t as f64;
                 let (a, b) = (beta_start * scale, beta_end * scale);
-                (0..t).map(|k| a + (b - a) * k as f64 / (t - 1) as f64).collect()
+                (0..t)
+                    .map(|k| a + (b - a) * k as f64 / (t - 1) as f64)
+                    .collect()
             }
             ScheduleConfig::Cosine { s, max_beta, .. } => {
-                let f = |u: f64| ((u / t as f64 + s) / (1.0 + s) * std::f64::consts::FRAC_PI_2).cos().powi(2);
+                let f = |u: f64| {
+                    ((u / t as f64 + s) / (1.0 + s) * std::f64::consts::FRAC_PI_2)
+                        .cos()
+                        .powi(2)
+                };
                 (0..t)
                     .map(|k| (1.0 - f((k + 1) as f64) / f(k as f64)).clamp(0.0, *max_beta))
                     .collect()
@@ -169,7 +191,11 @@ impl NoiseSchedule {
 
     /// ᾱ_{k−1}, with ᾱ_{−1} := 1.
     pub fn alpha_bar_prev(&self, k: usize) -> f64 {
-        if k == 0 { 1.0 } else { self.alphas_cumprod[k - 1] }
+        if k == 0 {
+            1.0
+        } else {
+            self.alphas_cumprod[k - 1]
+        }
     }
 
     /// σ_k = √(1 − ᾱ_k): the noise standard deviation of level k, and the factor that turns
@@ -261,8 +287,16 @@ mod tests {
         ];
         for (k, beta, ab, sigma) in table {
             assert!(close(s.beta(k), beta, 2e-6), "beta[{k}] = {}", s.beta(k));
-            assert!(close(s.alpha_bar(k), ab, 2e-6), "alpha_bar[{k}] = {}", s.alpha_bar(k));
-            assert!(close(s.sigma(k), sigma, 1e-4), "sigma[{k}] = {}", s.sigma(k));
+            assert!(
+                close(s.alpha_bar(k), ab, 2e-6),
+                "alpha_bar[{k}] = {}",
+                s.alpha_bar(k)
+            );
+            assert!(
+                close(s.sigma(k), sigma, 1e-4),
+                "sigma[{k}] = {}",
+                s.sigma(k)
+            );
         }
         assert_eq!(s.beta(99), 0.999, "last beta is clipped");
         assert!(close(s.sigma(99), 1.0, 1e-6));
@@ -275,7 +309,9 @@ mod tests {
         assert!(close(s.beta(999), 0.02, 1e-15));
         // ᾱ_k = ∏(1−β_j): compare with a log-sum computed independently.
         let k = 500;
-        let log_ab: f64 = (0..=k).map(|j| (1.0 - (1e-4 + (0.02 - 1e-4) * j as f64 / 999.0)).ln()).sum();
+        let log_ab: f64 = (0..=k)
+            .map(|j| (1.0 - (1e-4 + (0.02 - 1e-4) * j as f64 / 999.0)).ln())
+            .sum();
         assert!(close(s.alpha_bar(k), log_ab.exp(), 1e-12));
         // T=100 rescales the endpoints by 1000/T.
         let s100 = ScheduleConfig::linear(100).build();
@@ -318,10 +354,21 @@ mod tests {
 
     #[test]
     fn validation_rejects_bad_values() {
-        let bad = ScheduleConfig::Cosine { timesteps: 100, s: -1.0, max_beta: 0.999 };
+        let bad = ScheduleConfig::Cosine {
+            timesteps: 100,
+            s: -1.0,
+            max_beta: 0.999,
+        };
         assert_eq!(bad.validate().unwrap_err().0, "s");
-        let bad = ScheduleConfig::Linear { timesteps: 10, beta_start: 1e-4, beta_end: 0.02 };
-        assert!(bad.validate().is_err(), "beta_end·1000/T = 2 must be rejected");
+        let bad = ScheduleConfig::Linear {
+            timesteps: 10,
+            beta_start: 1e-4,
+            beta_end: 0.02,
+        };
+        assert!(
+            bad.validate().is_err(),
+            "beta_end·1000/T = 2 must be rejected"
+        );
         assert!(ScheduleConfig::cosine(100).validate().is_ok());
     }
 }

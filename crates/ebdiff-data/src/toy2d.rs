@@ -168,6 +168,9 @@ mod tests {
         // add only a little on top.
         let own = -(8f64).ln() - (2.0 * PI * 0.075f64.powi(2)).ln() - 1.0;
         let mean = toy.mean_log_density(&s);
-        assert!(mean > own - 0.01 && mean < own + 0.1, "mean log-density {mean}, own-component bound {own}");
+        assert!(
+            mean > own - 0.01 && mean < own + 0.1,
+            "mean log-density {mean}, own-component bound {own}"
+        );
     }
 }

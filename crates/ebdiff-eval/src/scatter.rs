@@ -10,7 +10,12 @@ pub struct ScatterSeries<'a> {
 }
 
 /// Plots the series over the square [−extent, extent]² into a `size`×`size` PNG.
-pub fn write_scatter_png(path: &Path, series: &[ScatterSeries], extent: f32, size: u32) -> Result<(), String> {
+pub fn write_scatter_png(
+    path: &Path,
+    series: &[ScatterSeries],
+    extent: f32,
+    size: u32,
+) -> Result<(), String> {
     let mut img = RgbImage::from_pixel(size, size, Rgb([255, 255, 255]));
     let to_px = |v: f32| ((v + extent) / (2.0 * extent) * (size - 1) as f32).round() as i64;
     let grid = Rgb([225, 225, 225]);
@@ -44,7 +49,9 @@ pub fn write_scatter_png(path: &Path, series: &[ScatterSeries], extent: f32, siz
         }
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    img.save(path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    img.save(path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }

@@ -18,7 +18,11 @@ impl LogDensityReport {
 }
 
 /// Scores flat `[n, 2]` model samples against `exact` samples of the same target.
-pub fn log_density_gap(target: &Toy2d, model_samples: &[f32], exact_samples: &[f32]) -> LogDensityReport {
+pub fn log_density_gap(
+    target: &Toy2d,
+    model_samples: &[f32],
+    exact_samples: &[f32],
+) -> LogDensityReport {
     LogDensityReport {
         model: target.mean_log_density(model_samples),
         exact: target.mean_log_density(exact_samples),

@@ -115,7 +115,9 @@ impl ModelConfig {
         match self.parameterization {
             ParameterizationKind::Eps => Parameterization::Eps,
             ParameterizationKind::Energy => Parameterization::Energy(match self.energy_form {
-                EnergyFormKind::Reconstruction => EnergyForm::Reconstruction { scale: self.energy_scale },
+                EnergyFormKind::Reconstruction => EnergyForm::Reconstruction {
+                    scale: self.energy_scale,
+                },
                 EnergyFormKind::SquaredNorm => EnergyForm::SquaredNorm,
                 EnergyFormKind::InnerProduct => EnergyForm::InnerProduct,
             }),
@@ -137,38 +139,77 @@ impl ModelConfig {
     pub fn validate(&self) -> Result<(), (String, String)> {
         let err = |k: &str, m: String| Err((k.to_string(), m));
         if self.data_shape.is_empty() || self.data_shape.contains(&0) {
-            return err("data_shape", format!("must be non-empty with positive entries, got {:?}", self.data_shape));
+            return err(
+                "data_shape",
+                format!(
+                    "must be non-empty with positive entries, got {:?}",
+                    self.data_shape
+                ),
+            );
         }
         if !(self.energy_scale > 0.0 && self.energy_scale.is_finite()) {
-            return err("energy_scale", format!("must be a positive number, got {}", self.energy_scale));
+            return err(
+                "energy_scale",
+                format!("must be a positive number, got {}", self.energy_scale),
+            );
         }
         if self.num_classes == Some(0) {
-            return err("num_classes", "must be ≥ 1 (omit it for an unconditional model)".into());
+            return err(
+                "num_classes",
+                "must be ≥ 1 (omit it for an unconditional model)".into(),
+            );
         }
         match &self.backbone {
-            BackboneConfig::Mlp2d { hidden, blocks, emb_dim } => {
+            BackboneConfig::Mlp2d {
+                hidden,
+                blocks,
+                emb_dim,
+            } => {
                 if self.data_shape.len() != 1 {
                     return err(
                         "data_shape",
-                        format!("the mlp2d backbone takes vectors, e.g. [2]; got {:?} (use kind = \"unet\" for images)", self.data_shape),
+                        format!(
+                            "the mlp2d backbone takes vectors, e.g. [2]; got {:?} (use kind = \"unet\" for images)",
+                            self.data_shape
+                        ),
                     );
                 }
                 if *hidden == 0 || *blocks == 0 || *emb_dim == 0 {
                     return err("backbone", "hidden, blocks and emb_dim must be ≥ 1".into());
                 }
             }
-            BackboneConfig::Unet { channels, channel_mult, res_blocks, attention_resolutions, dropout, groups, .. } => {
+            BackboneConfig::Unet {
+                channels,
+                channel_mult,
+                res_blocks,
+                attention_resolutions,
+                dropout,
+                groups,
+                ..
+            } => {
                 let [_, h, w] = self.data_shape[..] else {
-                    return err("data_shape", format!("the unet backbone needs [C, H, W], got {:?}", self.data_shape));
+                    return err(
+                        "data_shape",
+                        format!(
+                            "the unet backbone needs [C, H, W], got {:?}",
+                            self.data_shape
+                        ),
+                    );
                 };
                 if channel_mult.is_empty() || channel_mult.contains(&0) {
-                    return err("backbone.channel_mult", format!("must be non-empty with positive entries, got {channel_mult:?}"));
+                    return err(
+                        "backbone.channel_mult",
+                        format!("must be non-empty with positive entries, got {channel_mult:?}"),
+                    );
                 }
                 let factor = 1usize << (channel_mult.len() - 1);
                 if h % factor != 0 || w % factor != 0 {
                     return err(
                         "data_shape",
-                        format!("H and W must be divisible by 2^(levels−1) = {factor} for {} levels, got {h}×{w}", channel_mult.len()),
+                        format!(
+                            "H and W must be divisible by 2^(levels−1) = {factor} for {} levels, got {h}×{w}",
+                            channel_mult.len()
+                        ),
                     );
                 }
                 if *res_blocks == 0 {
@@ -181,22 +222,36 @@ impl ModelConfig {
                     if (channels * m) % groups != 0 || channels % groups != 0 {
                         return err(
                             "backbone.groups",
-                            format!("channels·mult = {}·{} (level {i}) is not divisible into {groups} groups", channels, m),
+                            format!(
+                                "channels·mult = {}·{} (level {i}) is not divisible into {groups} groups",
+                                channels, m
+                            ),
                         );
                     }
                 }
                 if channels % 2 != 0 || *channels < 4 {
-                    return err("backbone.channels", format!("must be even and ≥ 4 (it sizes the sinusoidal embedding), got {channels}"));
+                    return err(
+                        "backbone.channels",
+                        format!(
+                            "must be even and ≥ 4 (it sizes the sinusoidal embedding), got {channels}"
+                        ),
+                    );
                 }
                 let resolutions: Vec<usize> = (0..channel_mult.len()).map(|i| h >> i).collect();
-                if let Some(r) = attention_resolutions.iter().find(|r| !resolutions.contains(r)) {
+                if let Some(r) = attention_resolutions
+                    .iter()
+                    .find(|r| !resolutions.contains(r))
+                {
                     return err(
                         "backbone.attention_resolutions",
                         format!("{r} is not a resolution of this UNet; allowed: {resolutions:?}"),
                     );
                 }
                 if !(0.0..1.0).contains(dropout) {
-                    return err("backbone.dropout", format!("must be in [0, 1), got {dropout}"));
+                    return err(
+                        "backbone.dropout",
+                        format!("must be in [0, 1), got {dropout}"),
+                    );
                 }
             }
         }
@@ -207,7 +262,11 @@ impl ModelConfig {
     pub fn init(&self, timesteps: usize, device: &Device) -> DiffusionModel {
         let zero = self.zero_init();
         let backbone = match &self.backbone {
-            BackboneConfig::Mlp2d { hidden, blocks, emb_dim } => Backbone::Mlp2d(ResidualMlp::new(
+            BackboneConfig::Mlp2d {
+                hidden,
+                blocks,
+                emb_dim,
+            } => Backbone::Mlp2d(ResidualMlp::new(
                 &ResidualMlpShape {
                     data_dim: self.data_dim(),
                     hidden: *hidden,
@@ -219,24 +278,34 @@ impl ModelConfig {
                 },
                 device,
             )),
-            BackboneConfig::Unet { channels, channel_mult, res_blocks, attention_resolutions, dropout, groups, downsample } => {
-                Backbone::Unet(Unet::new(
-                    &UnetShape {
-                        image_shape: [self.data_shape[0], self.data_shape[1], self.data_shape[2]],
-                        channels: *channels,
-                        channel_mult: channel_mult.clone(),
-                        res_blocks: *res_blocks,
-                        attention_resolutions: attention_resolutions.clone(),
-                        dropout: *dropout,
-                        groups: *groups,
-                        downsample: *downsample,
-                        num_classes: self.num_classes,
-                        zero_init_output: zero,
-                    },
-                    device,
-                ))
-            }
+            BackboneConfig::Unet {
+                channels,
+                channel_mult,
+                res_blocks,
+                attention_resolutions,
+                dropout,
+                groups,
+                downsample,
+            } => Backbone::Unet(Unet::new(
+                &UnetShape {
+                    image_shape: [self.data_shape[0], self.data_shape[1], self.data_shape[2]],
+                    channels: *channels,
+                    channel_mult: channel_mult.clone(),
+                    res_blocks: *res_blocks,
+                    attention_resolutions: attention_resolutions.clone(),
+                    dropout: *dropout,
+                    groups: *groups,
+                    downsample: *downsample,
+                    num_classes: self.num_classes,
+                    zero_init_output: zero,
+                },
+                device,
+            )),
         };
-        DiffusionModel { backbone, parameterization: self.parameterization(), data_dim: self.data_dim() }
+        DiffusionModel {
+            backbone,
+            parameterization: self.parameterization(),
+            data_dim: self.data_dim(),
+        }
     }
 }

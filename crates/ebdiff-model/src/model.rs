@@ -58,7 +58,13 @@ impl DiffusionModel {
         e.squeeze_dim(1)
     }
 
-    fn head_grad(&self, form: EnergyForm, x: Tensor<2>, g: Tensor<2>, cache: &BackboneCache) -> Tensor<2> {
+    fn head_grad(
+        &self,
+        form: EnergyForm,
+        x: Tensor<2>,
+        g: Tensor<2>,
+        cache: &BackboneCache,
+    ) -> Tensor<2> {
         match form {
             EnergyForm::Reconstruction { scale } => {
                 let r = (g - x).mul_scalar(2.0 * scale);

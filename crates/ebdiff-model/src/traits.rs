@@ -16,7 +16,11 @@ pub struct Conditioning {
 
 impl Conditioning {
     pub fn new(t: Tensor<1, Int>) -> Self {
-        Conditioning { t, labels: None, train: false }
+        Conditioning {
+            t,
+            labels: None,
+            train: false,
+        }
     }
 
     pub fn with_labels(mut self, labels: Tensor<1, Int>) -> Self {

@@ -22,8 +22,18 @@ fn device() -> Device {
 
 fn assert_ok(results: &[CheckResult], tol: f64) {
     for r in results {
-        assert!(r.scale > 1e-8, "{}: reference is ~0, the check would be vacuous", r.name);
-        assert!(r.rel_err <= tol, "{}: relative error {:.3e} > {tol:e} (scale {:.3e})", r.name, r.rel_err, r.scale);
+        assert!(
+            r.scale > 1e-8,
+            "{}: reference is ~0, the check would be vacuous",
+            r.name
+        );
+        assert!(
+            r.rel_err <= tol,
+            "{}: relative error {:.3e} > {tol:e} (scale {:.3e})",
+            r.name,
+            r.rel_err,
+            r.scale
+        );
     }
 }
 
@@ -40,11 +50,46 @@ fn layer_vjps_match_central_differences() {
     let x7 = randn(&mut rng, [2, 3, 7, 7], &d);
     let x2 = randn(&mut rng, [3, 5], &d);
     let results = vec![
-        check_vjp_finite_diff("conv s2 n7", x7, |x| (conv.forward(x), ()), |_, g| conv.vjp(g, [7, 7]), h, &mut rng),
-        check_vjp_finite_diff("group_norm", x4.clone(), |x| gn.forward_cached(x), |c, g| gn.vjp(c, g), h, &mut rng),
-        check_vjp_finite_diff("layer_norm", x2.clone(), |x| ln.forward_cached(x), |c, g| ln.vjp(c, g), h, &mut rng),
-        check_vjp_finite_diff("silu", x2, |x| (silu(x.clone()), x), |x, g| silu_vjp(x.clone(), g), h, &mut rng),
-        check_vjp_finite_diff("attention", x4, |x| attn.forward_cached(x), |c, g| attn.vjp(c, g), h, &mut rng),
+        check_vjp_finite_diff(
+            "conv s2 n7",
+            x7,
+            |x| (conv.forward(x), ()),
+            |_, g| conv.vjp(g, [7, 7]),
+            h,
+            &mut rng,
+        ),
+        check_vjp_finite_diff(
+            "group_norm",
+            x4.clone(),
+            |x| gn.forward_cached(x),
+            |c, g| gn.vjp(c, g),
+            h,
+            &mut rng,
+        ),
+        check_vjp_finite_diff(
+            "layer_norm",
+            x2.clone(),
+            |x| ln.forward_cached(x),
+            |c, g| ln.vjp(c, g),
+            h,
+            &mut rng,
+        ),
+        check_vjp_finite_diff(
+            "silu",
+            x2,
+            |x| (silu(x.clone()), x),
+            |x, g| silu_vjp(x.clone(), g),
+            h,
+            &mut rng,
+        ),
+        check_vjp_finite_diff(
+            "attention",
+            x4,
+            |x| attn.forward_cached(x),
+            |c, g| attn.vjp(c, g),
+            h,
+            &mut rng,
+        ),
     ];
     assert_ok(&results, 1e-6);
 }

@@ -59,12 +59,14 @@ pub fn sample_ancestral(
         let eps = model.eps(x.clone(), &cond);
         let mean = match opts.clip_x0 {
             Some(c) => {
-                let x0 = (x.clone() - eps.mul_scalar(schedule.sigma(k))).div_scalar(schedule.alpha_bar(k).sqrt());
+                let x0 = (x.clone() - eps.mul_scalar(schedule.sigma(k)))
+                    .div_scalar(schedule.alpha_bar(k).sqrt());
                 let (c1, c2) = schedule.posterior_mean_coefs(k);
                 x0.clamp(-c, c).mul_scalar(c1) + x.mul_scalar(c2)
             }
             // Without clipping the posterior mean simplifies to (x − β/σ ε̂)/√α.
-            None => (x - eps.mul_scalar(schedule.beta(k) / schedule.sigma(k))).div_scalar(schedule.alpha(k).sqrt()),
+            None => (x - eps.mul_scalar(schedule.beta(k) / schedule.sigma(k)))
+                .div_scalar(schedule.alpha(k).sqrt()),
         };
         x = if k > 0 {
             let var = match opts.variance {
@@ -75,7 +77,11 @@ pub fn sample_ancestral(
         } else {
             mean
         };
-        callback(LevelInfo { level: k, levels_total: t_total, nfe: t_total - k });
+        callback(LevelInfo {
+            level: k,
+            levels_total: t_total,
+            nfe: t_total - k,
+        });
     }
     x
 }

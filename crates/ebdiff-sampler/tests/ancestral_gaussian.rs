@@ -6,7 +6,6 @@ use ebdiff_core::{NoiseSchedule, ScheduleConfig};
 use ebdiff_model::{Conditioning, EpsModel};
 use ebdiff_sampler::{AncestralOptions, Variance, sample_ancestral};
 
-
 struct ExactGaussianEps {
     schedule: NoiseSchedule,
     mean: [f32; 2],
@@ -19,10 +18,17 @@ impl EpsModel for ExactGaussianEps {
     }
     fn eps(&self, x: Tensor<2>, cond: &Conditioning) -> Tensor<2> {
         // All examples share one level in ancestral sampling.
-        let k = cond.t.clone().into_data().convert::<i64>().try_to_vec::<i64>().unwrap()[0] as usize;
+        let k = cond
+            .t
+            .clone()
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .unwrap()[0] as usize;
         let (ab, sigma) = (self.schedule.alpha_bar(k), self.schedule.sigma(k));
         let var = ab * self.std * self.std + sigma * sigma;
-        let mu = Tensor::<2>::from_data([[self.mean[0], self.mean[1]]], &x.device()).mul_scalar(ab.sqrt());
+        let mu = Tensor::<2>::from_data([[self.mean[0], self.mean[1]]], &x.device())
+            .mul_scalar(ab.sqrt());
         (x - mu).mul_scalar(sigma / var)
     }
 }
@@ -72,9 +78,17 @@ fn exact_eps_gives_the_predicted_moments_and_converges_to_the_data() {
         (ScheduleConfig::cosine(100).build(), Variance::FixedLarge),
         (ScheduleConfig::linear(1000).build(), Variance::FixedSmall),
     ] {
-        let model = ExactGaussianEps { schedule: sched.clone(), mean: mu, std };
+        let model = ExactGaussianEps {
+            schedule: sched.clone(),
+            mean: mu,
+            std,
+        };
         let n = 20_000;
-        let opts = AncestralOptions { variance, clip_x0: None, seed: 3 };
+        let opts = AncestralOptions {
+            variance,
+            clip_x0: None,
+            seed: 3,
+        };
         let mut levels = 0;
         let x = sample_ancestral(&model, &sched, n, None, &opts, &device, |_| levels += 1);
         assert_eq!(levels, sched.len());
@@ -83,11 +97,24 @@ fn exact_eps_gives_the_predicted_moments_and_converges_to_the_data() {
         for d in 0..2 {
             let (pm, pv) = predicted_moments(&sched, mu[d] as f64, std, variance);
             // Standard errors at n = 20000: mean ≈ 0.003, variance ≈ 0.0016.
-            assert!((m[d] - pm).abs() < 0.012, "{variance:?} T={}: mean {} vs predicted {pm}", sched.len(), m[d]);
-            assert!((var[d] - pv).abs() < 0.008, "{variance:?} T={}: variance {} vs predicted {pv}", sched.len(), var[d]);
+            assert!(
+                (m[d] - pm).abs() < 0.012,
+                "{variance:?} T={}: mean {} vs predicted {pm}",
+                sched.len(),
+                m[d]
+            );
+            assert!(
+                (var[d] - pv).abs() < 0.008,
+                "{variance:?} T={}: variance {} vs predicted {pv}",
+                sched.len(),
+                var[d]
+            );
             if sched.len() == 1000 {
                 // With a fine schedule the reverse chain reaches the data distribution itself.
-                assert!((pm - mu[d] as f64).abs() < 1e-3 && (pv - std * std).abs() < 0.004, "predicted {pm}, {pv}");
+                assert!(
+                    (pm - mu[d] as f64).abs() < 1e-3 && (pv - std * std).abs() < 0.004,
+                    "predicted {pm}, {pv}"
+                );
             }
         }
     }
@@ -99,8 +126,16 @@ fn clipping_bounds_the_denoised_estimate() {
     // output is the clipped x̂₀ itself: every sample lies in [−c, c] although the data mean is ±2.
     let device = Device::flex();
     let sched = ScheduleConfig::linear(50).build();
-    let model = ExactGaussianEps { schedule: sched.clone(), mean: [2.0, -2.0], std: 1.0 };
-    let opts = AncestralOptions { variance: Variance::FixedSmall, clip_x0: Some(1.0), seed: 1 };
+    let model = ExactGaussianEps {
+        schedule: sched.clone(),
+        mean: [2.0, -2.0],
+        std: 1.0,
+    };
+    let opts = AncestralOptions {
+        variance: Variance::FixedSmall,
+        clip_x0: Some(1.0),
+        seed: 1,
+    };
     let x = sample_ancestral(&model, &sched, 500, None, &opts, &device, |_| {});
     let v: Vec<f32> = x.into_data().try_to_vec().unwrap();
     assert!(v.iter().all(|&a| a.abs() <= 1.0 + 1e-5));

@@ -1,10 +1,10 @@
 //! The experiment file read by `cargo xtask train --config FILE`: one TOML, strictly typed.
 
+pub use crate::train::LrSchedule;
 use ebdiff_core::{ConfigError, ScheduleConfig, load_toml, parse_toml};
 use ebdiff_data::Toy2dConfig;
 use ebdiff_model::ModelConfig;
 use ebdiff_sampler::Variance;
-pub use crate::train::LrSchedule;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -64,7 +64,10 @@ fn default_sample_count() -> usize {
 
 impl Default for SampleSection {
     fn default() -> Self {
-        SampleSection { count: default_sample_count(), variance: Variance::default() }
+        SampleSection {
+            count: default_sample_count(),
+            variance: Variance::default(),
+        }
     }
 }
 
@@ -95,7 +98,9 @@ impl ExperimentConfig {
 
     /// Semantic checks that serde cannot express.
     pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
-        let at = |section: &str, (key, msg): (String, String)| ConfigError::invalid(origin, format!("{section}.{key}"), msg);
+        let at = |section: &str, (key, msg): (String, String)| {
+            ConfigError::invalid(origin, format!("{section}.{key}"), msg)
+        };
         self.diffusion.validate().map_err(|e| at("diffusion", e))?;
         self.model.validate().map_err(|e| at("model", e))?;
         self.data.validate().map_err(|e| at("data", e))?;
@@ -103,18 +108,33 @@ impl ExperimentConfig {
             return Err(ConfigError::invalid(
                 origin,
                 "model.data_shape",
-                format!("the 2-D toy data needs data_shape = [2], got {:?}", self.model.data_shape),
+                format!(
+                    "the 2-D toy data needs data_shape = [2], got {:?}",
+                    self.model.data_shape
+                ),
             ));
         }
         let t = &self.train;
         if t.steps == 0 || t.batch_size == 0 {
-            return Err(ConfigError::invalid(origin, "train.steps/batch_size", "must be ≥ 1"));
+            return Err(ConfigError::invalid(
+                origin,
+                "train.steps/batch_size",
+                "must be ≥ 1",
+            ));
         }
         if !(t.lr > 0.0 && t.lr.is_finite()) {
-            return Err(ConfigError::invalid(origin, "train.lr", format!("must be > 0, got {}", t.lr)));
+            return Err(ConfigError::invalid(
+                origin,
+                "train.lr",
+                format!("must be > 0, got {}", t.lr),
+            ));
         }
         if !(0.0..1.0).contains(&t.ema_decay) {
-            return Err(ConfigError::invalid(origin, "train.ema_decay", format!("must be in [0, 1), got {}", t.ema_decay)));
+            return Err(ConfigError::invalid(
+                origin,
+                "train.ema_decay",
+                format!("must be in [0, 1), got {}", t.ema_decay),
+            ));
         }
         if self.sample.count == 0 {
             return Err(ConfigError::invalid(origin, "sample.count", "must be ≥ 1"));
@@ -155,17 +175,32 @@ batch_size = 8
     #[test]
     fn unknown_key_is_rejected_with_its_path() {
         let text = GOOD.replace("kind = \"mlp2d\"", "kind = \"mlp2d\"\nhiden = 3");
-        let msg = ExperimentConfig::parse(&text, "x.toml").unwrap_err().to_string();
-        assert!(msg.contains("model.backbone") && msg.contains("hiden"), "{msg}");
+        let msg = ExperimentConfig::parse(&text, "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("model.backbone") && msg.contains("hiden"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn bad_value_names_key_and_allowed_values() {
-        let text = GOOD.replace("parameterization = \"energy\"", "parameterization = \"energetic\"");
-        let msg = ExperimentConfig::parse(&text, "x.toml").unwrap_err().to_string();
-        assert!(msg.contains("model.parameterization") && msg.contains("eps") && msg.contains("energy"), "{msg}");
+        let text = GOOD.replace(
+            "parameterization = \"energy\"",
+            "parameterization = \"energetic\"",
+        );
+        let msg = ExperimentConfig::parse(&text, "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("model.parameterization") && msg.contains("eps") && msg.contains("energy"),
+            "{msg}"
+        );
         let text = GOOD.replace("timesteps = 100", "timesteps = 1");
-        let msg = ExperimentConfig::parse(&text, "x.toml").unwrap_err().to_string();
+        let msg = ExperimentConfig::parse(&text, "x.toml")
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("diffusion.timesteps"), "{msg}");
     }
 }

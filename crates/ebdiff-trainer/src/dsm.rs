@@ -18,13 +18,24 @@ pub struct NoisedBatch {
 }
 
 /// Draws k ~ U{0..T−1} and ε ~ N(0, I) per example and forms x_t. `x0` is `[B, D]` row-major.
-pub fn noise_batch(x0: &[f32], dim: usize, schedule: &NoiseSchedule, rng: &mut StdRng, device: &Device) -> NoisedBatch {
+pub fn noise_batch(
+    x0: &[f32],
+    dim: usize,
+    schedule: &NoiseSchedule,
+    rng: &mut StdRng,
+    device: &Device,
+) -> NoisedBatch {
     let b = x0.len() / dim;
-    let levels: Vec<usize> = (0..b).map(|_| rng.random_range(0..schedule.len())).collect();
+    let levels: Vec<usize> = (0..b)
+        .map(|_| rng.random_range(0..schedule.len()))
+        .collect();
     let eps = normal_vec(rng, b * dim);
     let mut x_t = Vec::with_capacity(b * dim);
     for (i, &k) in levels.iter().enumerate() {
-        let (a, s) = (schedule.alpha_bar(k).sqrt() as f32, schedule.sigma(k) as f32);
+        let (a, s) = (
+            schedule.alpha_bar(k).sqrt() as f32,
+            schedule.sigma(k) as f32,
+        );
         for d in 0..dim {
             x_t.push(a * x0[i * dim + d] + s * eps[i * dim + d]);
         }
@@ -33,7 +44,8 @@ pub fn noise_batch(x0: &[f32], dim: usize, schedule: &NoiseSchedule, rng: &mut S
     NoisedBatch {
         x_t: Tensor::from_data(TensorData::new(x_t, [b, dim]), device),
         eps: Tensor::from_data(TensorData::new(eps, [b, dim]), device),
-        cond: Conditioning::new(Tensor::<1, Int>::from_data(TensorData::new(t, [b]), device)).training(true),
+        cond: Conditioning::new(Tensor::<1, Int>::from_data(TensorData::new(t, [b]), device))
+            .training(true),
         levels,
     }
 }
@@ -41,5 +53,7 @@ pub fn noise_batch(x0: &[f32], dim: usize, schedule: &NoiseSchedule, rng: &mut S
 /// Mean squared ε error. For an energy model ε̂ = ∇ₓE is itself built from differentiable VJPs,
 /// so `dsm_loss(..).backward()` gives ∂L/∂θ with first-order autodiff only.
 pub fn dsm_loss(model: &DiffusionModel, batch: &NoisedBatch) -> Tensor<1> {
-    (model.eps(batch.x_t.clone(), &batch.cond) - batch.eps.clone()).square().mean()
+    (model.eps(batch.x_t.clone(), &batch.cond) - batch.eps.clone())
+        .square()
+        .mean()
 }

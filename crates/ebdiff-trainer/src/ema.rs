@@ -30,7 +30,10 @@ struct Blend {
 
 impl ModuleMapper for Blend {
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let live = self.live.next().expect("EMA and model have the same parameters");
+        let live = self
+            .live
+            .next()
+            .expect("EMA and model have the same parameters");
         let decay = self.decay;
         param.map(|ema| {
             let shape = ema.shape();
@@ -42,14 +45,24 @@ impl ModuleMapper for Blend {
 impl Ema {
     /// Starts the EMA at the current weights (copied to the non-autodiff device).
     pub fn new(model: &DiffusionModel, decay: f64) -> Self {
-        assert!((0.0..1.0).contains(&decay), "EMA decay must be in [0, 1), got {decay}");
-        Ema { model: model.valid(), decay, updates: 0 }
+        assert!(
+            (0.0..1.0).contains(&decay),
+            "EMA decay must be in [0, 1), got {decay}"
+        );
+        Ema {
+            model: model.valid(),
+            decay,
+            updates: 0,
+        }
     }
 
     pub fn update(&mut self, live: &DiffusionModel) {
         let mut collect = Collect(Vec::new());
         live.visit(&mut collect);
-        let mut blend = Blend { live: collect.0.into_iter(), decay: self.decay };
+        let mut blend = Blend {
+            live: collect.0.into_iter(),
+            decay: self.decay,
+        };
         self.model = self.model.clone().map(&mut blend);
         self.updates += 1;
     }

@@ -18,7 +18,11 @@ pub struct Toy2dResult {
 }
 
 /// Runs the experiment on `device` (a plain device; training uses its autodiff twin).
-pub fn run_toy2d(cfg: &ExperimentConfig, device: &Device, on_step: impl FnMut(StepReport)) -> Toy2dResult {
+pub fn run_toy2d(
+    cfg: &ExperimentConfig,
+    device: &Device,
+    on_step: impl FnMut(StepReport),
+) -> Toy2dResult {
     device.seed(cfg.run.seed);
     let schedule = cfg.diffusion.build();
     let model = cfg.model.init(schedule.len(), &device.clone().autodiff());
@@ -39,12 +43,25 @@ pub fn run_toy2d(cfg: &ExperimentConfig, device: &Device, on_step: impl FnMut(St
         &schedule,
         n,
         None,
-        &AncestralOptions { variance: cfg.sample.variance, clip_x0: None, seed: cfg.run.seed },
+        &AncestralOptions {
+            variance: cfg.sample.variance,
+            clip_x0: None,
+            seed: cfg.run.seed,
+        },
         device,
         |_| {},
     );
-    let samples: Vec<f32> = samples.into_data().convert::<f32>().try_to_vec().expect("f32 samples");
+    let samples: Vec<f32> = samples
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec()
+        .expect("f32 samples");
     let exact = target.sample(n, &mut stream(cfg.run.seed, "exact-reference"));
     let report = log_density_gap(&target, &samples, &exact);
-    Toy2dResult { outcome, samples, exact, report }
+    Toy2dResult {
+        outcome,
+        samples,
+        exact,
+        report,
+    }
 }

@@ -7,8 +7,8 @@ pub mod ema;
 pub mod experiment;
 pub mod train;
 
+pub use config::ExperimentConfig;
 pub use dsm::{NoisedBatch, dsm_loss, noise_batch};
 pub use ema::Ema;
-pub use train::{BatchSource, StepReport, TrainOptions, TrainOutcome, train_dsm};
-pub use config::ExperimentConfig;
 pub use experiment::{Toy2dResult, run_toy2d};
+pub use train::{BatchSource, StepReport, TrainOptions, TrainOutcome, train_dsm};

@@ -87,7 +87,10 @@ pub fn train_dsm(
     mut on_step: impl FnMut(StepReport),
 ) -> TrainOutcome {
     let device = model.devices()[0].clone();
-    assert!(device.is_autodiff(), "train_dsm needs the model on an autodiff device");
+    assert!(
+        device.is_autodiff(),
+        "train_dsm needs the model on an autodiff device"
+    );
     let mut optim = AdamConfig::new().init();
     let mut ema = Ema::new(&model, opts.ema_decay);
     let mut data_rng = stream(opts.seed, "train-data");
@@ -105,7 +108,12 @@ pub fn train_dsm(
         model = optim.step(lr, model, grads);
         ema.update(&model);
         losses.push(loss_value);
-        on_step(StepReport { step, loss: loss_value, lr, seconds: start.elapsed().as_secs_f64() });
+        on_step(StepReport {
+            step,
+            loss: loss_value,
+            lr,
+            seconds: start.elapsed().as_secs_f64(),
+        });
     }
     TrainOutcome { model, ema, losses }
 }

@@ -21,7 +21,13 @@ impl EpsModel for ExactRingEps {
         2
     }
     fn eps(&self, x: Tensor<2>, cond: &Conditioning) -> Tensor<2> {
-        let k = cond.t.clone().into_data().convert::<i64>().try_to_vec::<i64>().unwrap()[0] as usize;
+        let k = cond
+            .t
+            .clone()
+            .into_data()
+            .convert::<i64>()
+            .try_to_vec::<i64>()
+            .unwrap()[0] as usize;
         let (ab, sigma) = (self.schedule.alpha_bar(k), self.schedule.sigma(k));
         let v = ab * self.ring.std().powi(2) + sigma * sigma;
         let pts: Vec<f64> = x.clone().into_data().convert::<f64>().try_to_vec().unwrap();
@@ -31,7 +37,10 @@ impl EpsModel for ExactRingEps {
                 .ring
                 .means()
                 .iter()
-                .map(|m| -((p[0] - ab.sqrt() * m[0]).powi(2) + (p[1] - ab.sqrt() * m[1]).powi(2)) / (2.0 * v))
+                .map(|m| {
+                    -((p[0] - ab.sqrt() * m[0]).powi(2) + (p[1] - ab.sqrt() * m[1]).powi(2))
+                        / (2.0 * v)
+                })
                 .collect();
             let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let w: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
@@ -51,13 +60,33 @@ impl EpsModel for ExactRingEps {
 fn gap(variance: Variance) -> f64 {
     let schedule = ScheduleConfig::cosine(100).build();
     let ring = Toy2d::ring(8, 0.5, 0.075);
-    let model = ExactRingEps { schedule: schedule.clone(), ring: ring.clone() };
+    let model = ExactRingEps {
+        schedule: schedule.clone(),
+        ring: ring.clone(),
+    };
     let n = 4000;
-    let x = sample_ancestral(&model, &schedule, n, None, &AncestralOptions { variance, clip_x0: None, seed: 1 }, &Device::flex(), |_| {});
+    let x = sample_ancestral(
+        &model,
+        &schedule,
+        n,
+        None,
+        &AncestralOptions {
+            variance,
+            clip_x0: None,
+            seed: 1,
+        },
+        &Device::flex(),
+        |_| {},
+    );
     let samples: Vec<f32> = x.into_data().try_to_vec().unwrap();
     let exact = ring.sample(n, &mut stream(1, "exact"));
     let r = log_density_gap(&ring, &samples, &exact);
-    eprintln!("{variance:?}: model {:.4} exact {:.4} gap {:.4}", r.model, r.exact, r.gap());
+    eprintln!(
+        "{variance:?}: model {:.4} exact {:.4} gap {:.4}",
+        r.model,
+        r.exact,
+        r.gap()
+    );
     r.gap()
 }
 

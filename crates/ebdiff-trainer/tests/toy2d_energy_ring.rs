@@ -22,5 +22,9 @@ fn default_toy2d_energy_model_matches_the_ring_within_0_3_nats() {
         result.report.gap()
     );
     assert!(late < early, "training did not reduce the loss");
-    assert!(result.report.gap() <= 0.3, "gap {:.4} nats > 0.3", result.report.gap());
+    assert!(
+        result.report.gap() <= 0.3,
+        "gap {:.4} nats > 0.3",
+        result.report.gap()
+    );
 }

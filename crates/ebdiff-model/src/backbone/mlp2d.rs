@@ -83,8 +83,14 @@ impl ResidualMlp {
     pub fn new(s: &ResidualMlpShape, device: &Device) -> Self {
         ResidualMlp {
             input: Linear::new(s.data_dim, s.hidden, true, false, device),
-            time_table: Initializer::Normal { mean: 0.0, std: 1.0 }.init([s.timesteps, s.emb_dim], device),
-            class_emb: s.num_classes.map(|n| ClassEmbedding::new(n, s.emb_dim, device)),
+            time_table: Initializer::Normal {
+                mean: 0.0,
+                std: 1.0,
+            }
+            .init([s.timesteps, s.emb_dim], device),
+            class_emb: s
+                .num_classes
+                .map(|n| ClassEmbedding::new(n, s.emb_dim, device)),
             blocks: (0..s.blocks)
                 .map(|_| MlpBlock::new(s.hidden, s.emb_dim, s.zero_init_output, device))
                 .collect(),
@@ -106,7 +112,11 @@ impl ResidualMlp {
         }
     }
 
-    pub fn forward_cached(&self, x: Tensor<2>, cond: &Conditioning) -> (Tensor<2>, ResidualMlpCache) {
+    pub fn forward_cached(
+        &self,
+        x: Tensor<2>,
+        cond: &Conditioning,
+    ) -> (Tensor<2>, ResidualMlpCache) {
         let emb = self.embedding(x.dims()[0], cond);
         let mut h = self.input.forward(x);
         let mut caches = Vec::with_capacity(self.blocks.len());

@@ -6,8 +6,8 @@
 //! (from the next layer and from the concat in the up path); the VJP adds them.
 
 use crate::layers::{
-    AttentionBlock, AttentionCache, ClassEmbedding, Conv2d, Downsample, DownsampleKind, GroupNorm, Linear, NormCache,
-    TimeMlp, Upsample, concat_channels_vjp, silu, silu_vjp,
+    AttentionBlock, AttentionCache, ClassEmbedding, Conv2d, Downsample, DownsampleKind, GroupNorm,
+    Linear, NormCache, TimeMlp, Upsample, concat_channels_vjp, silu, silu_vjp,
 };
 use crate::traits::Conditioning;
 use burn::module::Module;
@@ -36,7 +36,14 @@ pub struct ResBlockCache {
 }
 
 impl ResBlock {
-    pub fn new(c_in: usize, c_out: usize, temb_dim: usize, groups: usize, dropout: f64, device: &Device) -> Self {
+    pub fn new(
+        c_in: usize,
+        c_out: usize,
+        temb_dim: usize,
+        groups: usize,
+        dropout: f64,
+        device: &Device,
+    ) -> Self {
         ResBlock {
             norm1: GroupNorm::new(groups, c_in, device),
             conv1: Conv2d::new(c_in, c_out, 3, 1, 1, false, device),
@@ -49,7 +56,12 @@ impl ResBlock {
     }
 
     /// `temb_act` is silu(time embedding), shared by all blocks.
-    pub fn forward_cached(&self, x: Tensor<4>, temb_act: Tensor<2>, train: bool) -> (Tensor<4>, ResBlockCache) {
+    pub fn forward_cached(
+        &self,
+        x: Tensor<4>,
+        temb_act: Tensor<2>,
+        train: bool,
+    ) -> (Tensor<4>, ResBlockCache) {
         let [b, _, h, w] = x.dims();
         let (a1, n1) = self.norm1.forward_cached(x.clone());
         let t = self.temb.forward(temb_act);
@@ -59,7 +71,8 @@ impl ResBlock {
         let mut s2 = silu(a2.clone());
         let mask = (train && self.dropout > 0.0).then(|| {
             let keep = 1.0 - self.dropout;
-            s2.random_like(Distribution::Bernoulli(keep)).div_scalar(keep)
+            s2.random_like(Distribution::Bernoulli(keep))
+                .div_scalar(keep)
         });
         if let Some(m) = &mask {
             s2 = s2 * m.clone();
@@ -69,7 +82,17 @@ impl ResBlock {
             Some(conv) => conv.forward(x),
             None => x,
         };
-        (skip + out, ResBlockCache { hw: [h, w], n1, a1, n2, a2, mask })
+        (
+            skip + out,
+            ResBlockCache {
+                hw: [h, w],
+                n1,
+                a1,
+                n2,
+                a2,
+                mask,
+            },
+        )
     }
 
     pub fn vjp(&self, cache: &ResBlockCache, g: Tensor<4>) -> Tensor<4> {
@@ -139,14 +162,26 @@ pub struct UnetShape {
 /// A forward step of the down path whose output is pushed as a skip.
 #[derive(Debug, Clone)]
 enum DownStep {
-    ConvIn { hw: [usize; 2] },
-    Block { res: ResBlockCache, attn: Option<AttentionCache> },
-    Down { hw: [usize; 2] },
+    ConvIn {
+        hw: [usize; 2],
+    },
+    Block {
+        res: ResBlockCache,
+        attn: Option<AttentionCache>,
+    },
+    Down {
+        hw: [usize; 2],
+    },
 }
 
 #[derive(Debug, Clone)]
 enum UpStep {
-    Block { skip_channels: usize, h_channels: usize, res: ResBlockCache, attn: Option<AttentionCache> },
+    Block {
+        skip_channels: usize,
+        h_channels: usize,
+        res: ResBlockCache,
+        attn: Option<AttentionCache>,
+    },
     Up,
 }
 
@@ -179,7 +214,14 @@ impl Unet {
             let mut blocks = Vec::new();
             let mut attns = Vec::new();
             for _ in 0..s.res_blocks {
-                blocks.push(ResBlock::new(c_cur, ch * mult, temb_dim, s.groups, s.dropout, device));
+                blocks.push(ResBlock::new(
+                    c_cur,
+                    ch * mult,
+                    temb_dim,
+                    s.groups,
+                    s.dropout,
+                    device,
+                ));
                 c_cur = ch * mult;
                 if use_attn {
                     attns.push(AttentionBlock::new(c_cur, s.groups, false, device));
@@ -190,7 +232,11 @@ impl Unet {
                 skip_channels.push(c_cur);
                 Downsample::new(s.downsample, c_cur, device)
             });
-            down.push(DownLevel { blocks, attns, downsample });
+            down.push(DownLevel {
+                blocks,
+                attns,
+                downsample,
+            });
         }
         let mid1 = ResBlock::new(c_cur, c_cur, temb_dim, s.groups, s.dropout, device);
         let mid_attn = AttentionBlock::new(c_cur, s.groups, false, device);
@@ -202,18 +248,31 @@ impl Unet {
             let mut attns = Vec::new();
             for _ in 0..=s.res_blocks {
                 let skip = skip_channels.pop().expect("skip bookkeeping");
-                blocks.push(ResBlock::new(c_cur + skip, ch * mult, temb_dim, s.groups, s.dropout, device));
+                blocks.push(ResBlock::new(
+                    c_cur + skip,
+                    ch * mult,
+                    temb_dim,
+                    s.groups,
+                    s.dropout,
+                    device,
+                ));
                 c_cur = ch * mult;
                 if use_attn {
                     attns.push(AttentionBlock::new(c_cur, s.groups, false, device));
                 }
             }
             let upsample = (i > 0).then(|| Upsample::new(c_cur, device));
-            up_rev.push(UpLevel { blocks, attns, upsample });
+            up_rev.push(UpLevel {
+                blocks,
+                attns,
+                upsample,
+            });
         }
         Unet {
             time_mlp: TimeMlp::new(ch, temb_dim, device),
-            class_emb: s.num_classes.map(|n| ClassEmbedding::new(n, temb_dim, device)),
+            class_emb: s
+                .num_classes
+                .map(|n| ClassEmbedding::new(n, temb_dim, device)),
             conv_in: Conv2d::new(c_img, ch, 3, 1, 1, false, device),
             down,
             mid1,
@@ -259,7 +318,13 @@ impl Unet {
         }
     }
 
-    fn block_vjp(res: &ResBlock, attn: Option<&AttentionBlock>, rc: &ResBlockCache, ac: &Option<AttentionCache>, g: Tensor<4>) -> Tensor<4> {
+    fn block_vjp(
+        res: &ResBlock,
+        attn: Option<&AttentionBlock>,
+        rc: &ResBlockCache,
+        ac: &Option<AttentionCache>,
+        g: Tensor<4>,
+    ) -> Tensor<4> {
         let g = match (attn, ac) {
             (Some(a), Some(c)) => a.vjp(c, g),
             _ => g,
@@ -278,7 +343,8 @@ impl Unet {
         let mut down_steps = vec![DownStep::ConvIn { hw: [hh, ww] }];
         for level in &self.down {
             for (j, res) in level.blocks.iter().enumerate() {
-                let (next, rc, ac) = Self::block_forward(res, level.attns.get(j), h, temb.clone(), train);
+                let (next, rc, ac) =
+                    Self::block_forward(res, level.attns.get(j), h, temb.clone(), train);
                 h = next;
                 hs.push(h.clone());
                 down_steps.push(DownStep::Block { res: rc, attn: ac });
@@ -298,10 +364,20 @@ impl Unet {
             for (j, res) in level.blocks.iter().enumerate() {
                 let skip = hs.pop().expect("skip bookkeeping");
                 let (h_channels, skip_channels) = (h.dims()[1], skip.dims()[1]);
-                let (next, rc, ac) =
-                    Self::block_forward(res, level.attns.get(j), Tensor::cat(vec![h, skip], 1), temb.clone(), train);
+                let (next, rc, ac) = Self::block_forward(
+                    res,
+                    level.attns.get(j),
+                    Tensor::cat(vec![h, skip], 1),
+                    temb.clone(),
+                    train,
+                );
                 h = next;
-                up_steps.push(UpStep::Block { skip_channels, h_channels, res: rc, attn: ac });
+                up_steps.push(UpStep::Block {
+                    skip_channels,
+                    h_channels,
+                    res: rc,
+                    attn: ac,
+                });
             }
             if let Some(us) = &level.upsample {
                 h = us.forward(h);
@@ -311,7 +387,14 @@ impl Unet {
         let [_, _, ho, wo] = h.dims();
         let (out_act, out_norm) = self.norm_out.forward_cached(h);
         let out = self.conv_out.forward(silu(out_act.clone()));
-        let cache = UnetCache { down: down_steps, mid: (m1, ma, m2), up: up_steps, out_norm, out_act, out_hw: [ho, wo] };
+        let cache = UnetCache {
+            down: down_steps,
+            mid: (m1, ma, m2),
+            up: up_steps,
+            out_norm,
+            out_act,
+            out_hw: [ho, wo],
+        };
         (out.reshape([b, c * hh * ww]), cache)
     }
 
@@ -320,7 +403,9 @@ impl Unet {
         let [c, hh, ww] = self.image_shape;
         let b = g.dims()[0];
         let g = self.conv_out.vjp(g.reshape([b, c, hh, ww]), cache.out_hw);
-        let mut g = self.norm_out.vjp(&cache.out_norm, silu_vjp(cache.out_act.clone(), g));
+        let mut g = self
+            .norm_out
+            .vjp(&cache.out_norm, silu_vjp(cache.out_act.clone(), g));
         // Up path in reverse; collect the skip cotangents in the order the skips were popped, reversed.
         let mut g_skips: Vec<Tensor<4>> = Vec::new();
         let mut steps = cache.up.iter().rev();
@@ -331,7 +416,13 @@ impl Unet {
                 g = us.vjp(g);
             }
             for (j, res) in level.blocks.iter().enumerate().rev() {
-                let Some(UpStep::Block { skip_channels, h_channels, res: rc, attn: ac }) = steps.next() else {
+                let Some(UpStep::Block {
+                    skip_channels,
+                    h_channels,
+                    res: rc,
+                    attn: ac,
+                }) = steps.next()
+                else {
                     panic!("UNet cache does not match the network (up path)");
                 };
                 let g_cat = Self::block_vjp(res, level.attns.get(j), rc, ac, g);

@@ -56,7 +56,12 @@ impl AttentionBlock {
         let k = self.k.forward(tokens.clone());
         let v = self.v.forward(tokens);
         let scale = 1.0 / (c as f64).sqrt();
-        let p = softmax(q.clone().matmul(k.clone().swap_dims(1, 2)).mul_scalar(scale), 2);
+        let p = softmax(
+            q.clone()
+                .matmul(k.clone().swap_dims(1, 2))
+                .mul_scalar(scale),
+            2,
+        );
         let o = p.clone().matmul(v.clone());
         let y = x + Self::from_tokens(self.proj.forward(o), [h, w]);
         (y, AttentionCache { norm, q, k, v, p })

@@ -31,7 +31,10 @@ impl Conv2d {
         let init = if zero {
             Initializer::Zeros
         } else {
-            Initializer::Uniform { min: -bound, max: bound }
+            Initializer::Uniform {
+                min: -bound,
+                max: bound,
+            }
         };
         Conv2d {
             weight: init.init([c_out, c_in, kernel, kernel], device),

@@ -9,7 +9,10 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 /// DDPM sinusoidal embedding of integer levels: [sin(t·f_i), cos(t·f_i)], f_i = 10000^(−i/(d/2−1)).
 pub fn sinusoidal_embedding(t: Tensor<1, Int>, dim: usize) -> Tensor<2> {
-    assert!(dim % 2 == 0 && dim >= 4, "sinusoidal embedding needs an even dim ≥ 4, got {dim}");
+    assert!(
+        dim % 2 == 0 && dim >= 4,
+        "sinusoidal embedding needs an even dim ≥ 4, got {dim}"
+    );
     let device = t.device();
     let half = dim / 2;
     let freqs: Vec<f32> = (0..half)
@@ -38,7 +41,9 @@ impl TimeMlp {
     }
 
     pub fn forward(&self, t: Tensor<1, Int>) -> Tensor<2> {
-        self.l2.forward(silu(self.l1.forward(sinusoidal_embedding(t, self.base_dim))))
+        self.l2.forward(silu(
+            self.l1.forward(sinusoidal_embedding(t, self.base_dim)),
+        ))
     }
 }
 
@@ -53,7 +58,11 @@ pub struct ClassEmbedding {
 impl ClassEmbedding {
     pub fn new(num_classes: usize, dim: usize, device: &Device) -> Self {
         ClassEmbedding {
-            table: Initializer::Normal { mean: 0.0, std: 1.0 }.init([num_classes + 1, dim], device),
+            table: Initializer::Normal {
+                mean: 0.0,
+                std: 1.0,
+            }
+            .init([num_classes + 1, dim], device),
             num_classes,
         }
     }
@@ -63,8 +72,14 @@ impl ClassEmbedding {
     }
 
     /// Embeddings for `labels` (`None` = all null).
-    pub fn forward(&self, labels: Option<Tensor<1, Int>>, batch: usize, device: &Device) -> Tensor<2> {
-        let labels = labels.unwrap_or_else(|| Tensor::<1, Int>::full([batch], self.num_classes as i64, device));
+    pub fn forward(
+        &self,
+        labels: Option<Tensor<1, Int>>,
+        batch: usize,
+        device: &Device,
+    ) -> Tensor<2> {
+        let labels = labels
+            .unwrap_or_else(|| Tensor::<1, Int>::full([batch], self.num_classes as i64, device));
         self.table.val().select(0, labels)
     }
 }

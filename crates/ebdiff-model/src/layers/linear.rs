@@ -18,7 +18,10 @@ impl Linear {
         let init = if zero {
             Initializer::Zeros
         } else {
-            Initializer::Uniform { min: -bound, max: bound }
+            Initializer::Uniform {
+                min: -bound,
+                max: bound,
+            }
         };
         Linear {
             weight: init.init([d_in, d_out], device),

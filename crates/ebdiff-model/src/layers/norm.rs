@@ -61,7 +61,10 @@ impl GroupNorm {
 
     pub fn forward_cached(&self, x: Tensor<4>) -> (Tensor<4>, NormCache<3>) {
         let [b, c, h, w] = x.dims();
-        let (xhat, rstd) = normalize_last(x.reshape([b, self.groups, (c / self.groups) * h * w]), self.epsilon);
+        let (xhat, rstd) = normalize_last(
+            x.reshape([b, self.groups, (c / self.groups) * h * w]),
+            self.epsilon,
+        );
         let y = self.affine(xhat.clone().reshape([b, c, h, w]));
         (y, NormCache { xhat, rstd })
     }
@@ -72,7 +75,11 @@ impl GroupNorm {
 
     pub fn vjp(&self, cache: &NormCache<3>, grad_out: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = grad_out.dims();
-        let dxhat = (grad_out * self.gamma.val().reshape([1, c, 1, 1])).reshape([b, self.groups, (c / self.groups) * h * w]);
+        let dxhat = (grad_out * self.gamma.val().reshape([1, c, 1, 1])).reshape([
+            b,
+            self.groups,
+            (c / self.groups) * h * w,
+        ]);
         normalize_last_vjp(cache, dxhat).reshape([b, c, h, w])
     }
 }

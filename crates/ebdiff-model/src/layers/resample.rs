@@ -19,7 +19,10 @@ pub fn upsample_nearest2(x: Tensor<4>) -> Tensor<4> {
 pub fn upsample_nearest2_vjp(g: Tensor<4>) -> Tensor<4> {
     let [b, c, h2, w2] = g.dims();
     let (h, w) = (h2 / 2, w2 / 2);
-    g.reshape([b, c, h, 2, w, 2]).sum_dim(5).sum_dim(3).reshape([b, c, h, w])
+    g.reshape([b, c, h, 2, w, 2])
+        .sum_dim(5)
+        .sum_dim(3)
+        .reshape([b, c, h, w])
 }
 
 /// 2×2 average pool, stride 2.
@@ -40,7 +43,10 @@ pub fn avg_pool2_vjp(g: Tensor<4>) -> Tensor<4> {
 /// channels) and `b`.
 pub fn concat_channels_vjp(g: Tensor<4>, channels_a: usize) -> (Tensor<4>, Tensor<4>) {
     let c = g.dims()[1];
-    (g.clone().narrow(1, 0, channels_a), g.narrow(1, channels_a, c - channels_a))
+    (
+        g.clone().narrow(1, 0, channels_a),
+        g.narrow(1, channels_a, c - channels_a),
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -64,7 +70,9 @@ impl Downsample {
     pub fn new(kind: DownsampleKind, channels: usize, device: &Device) -> Self {
         Downsample {
             conv: match kind {
-                DownsampleKind::Conv => Some(Conv2d::new(channels, channels, 3, 2, 1, false, device)),
+                DownsampleKind::Conv => {
+                    Some(Conv2d::new(channels, channels, 3, 2, 1, false, device))
+                }
                 DownsampleKind::AvgPool => None,
             },
         }

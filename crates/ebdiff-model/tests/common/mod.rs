@@ -3,8 +3,16 @@
 
 use ebdiff_model::ModelConfig;
 
-pub fn tiny_unet(parameterization: &str, energy_form: &str, dropout: f64, classes: Option<usize>, downsample: &str) -> ModelConfig {
-    let classes = classes.map(|n| format!("num_classes = {n}\n")).unwrap_or_default();
+pub fn tiny_unet(
+    parameterization: &str,
+    energy_form: &str,
+    dropout: f64,
+    classes: Option<usize>,
+    downsample: &str,
+) -> ModelConfig {
+    let classes = classes
+        .map(|n| format!("num_classes = {n}\n"))
+        .unwrap_or_default();
     let text = format!(
         r#"
 parameterization = "{parameterization}"
@@ -29,7 +37,9 @@ downsample = "{downsample}"
 }
 
 pub fn tiny_mlp(parameterization: &str, energy_form: &str, classes: Option<usize>) -> ModelConfig {
-    let classes = classes.map(|n| format!("num_classes = {n}\n")).unwrap_or_default();
+    let classes = classes
+        .map(|n| format!("num_classes = {n}\n"))
+        .unwrap_or_default();
     let text = format!(
         r#"
 parameterization = "{parameterization}"
