@@ -1,6 +1,7 @@
 //! `cargo xtask train`: train, sample with the EMA weights, score against the exact target.
 
 use anyhow::{Context, Result};
+use burn::module::Module;
 use clap::Args;
 use ebdiff_core::BackendKind;
 use ebdiff_eval::{ScatterSeries, write_scatter_png};
@@ -77,6 +78,20 @@ pub fn run(args: TrainArgs, backend: BackendKind) -> Result<()> {
         512,
     )
     .map_err(anyhow::Error::msg)?;
+    // Weights: the EMA (what sampling uses) and the live model, as Burn burnpack files.
+    result
+        .outcome
+        .ema
+        .model
+        .clone()
+        .save_file(out.join("ema.bpk"))
+        .map_err(|e| anyhow::anyhow!("saving ema.bpk: {e:?}"))?;
+    result
+        .outcome
+        .model
+        .valid()
+        .save_file(out.join("model.bpk"))
+        .map_err(|e| anyhow::anyhow!("saving model.bpk: {e:?}"))?;
     let summary = serde_json::json!({
         "samples": n,
         "mean_log_density_model": report.model,

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {reason}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     #[error("{origin}: TOML syntax error: {message}")]
     Syntax { origin: String, message: String },
@@ -59,9 +59,9 @@ pub fn parse_toml<T: DeserializeOwned>(text: &str, origin: &str) -> Result<T, Co
 
 /// Reads and parses a TOML config file.
 pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+    let text = std::fs::read_to_string(path).map_err(|reason| ConfigError::Io {
         path: path.to_path_buf(),
-        source,
+        reason,
     })?;
     parse_toml(&text, &path.display().to_string())
 }

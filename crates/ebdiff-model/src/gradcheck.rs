@@ -489,8 +489,13 @@ pub fn perturb_parameters(model: DiffusionModel, std: f64, rng: &mut StdRng) -> 
             let (rng, std) = (&mut *self.rng, self.std);
             param.map(|t| {
                 let noise = randn(rng, t.dims(), &t.device()).mul_scalar(std);
+                let moved = t.clone() + noise;
                 // Keep the parameter a leaf of the autodiff graph.
-                (t + noise).detach().require_grad()
+                if t.is_autodiff() {
+                    moved.detach().require_grad()
+                } else {
+                    moved
+                }
             })
         }
     }

@@ -6,6 +6,7 @@ use burn::tensor::{Device, Int, Tensor};
 use ebdiff_core::NoiseSchedule;
 use ebdiff_core::rng::{randn, stream};
 use ebdiff_model::{Conditioning, EpsModel};
+use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -36,6 +37,38 @@ pub struct LevelInfo {
     pub nfe: usize,
 }
 
+/// One ancestral step from level k to k − 1 given ε̂ at (x, k). No noise is added at k = 0.
+pub fn reverse_step(
+    x: Tensor<2>,
+    eps: Tensor<2>,
+    k: usize,
+    schedule: &NoiseSchedule,
+    variance: Variance,
+    clip_x0: Option<f64>,
+    noise_rng: &mut StdRng,
+) -> Tensor<2> {
+    let mean = match clip_x0 {
+        Some(c) => {
+            let x0 = (x.clone() - eps.mul_scalar(schedule.sigma(k)))
+                .div_scalar(schedule.alpha_bar(k).sqrt());
+            let (c1, c2) = schedule.posterior_mean_coefs(k);
+            x0.clamp(-c, c).mul_scalar(c1) + x.mul_scalar(c2)
+        }
+        // Without clipping the posterior mean simplifies to (x − β/σ ε̂)/√α.
+        None => (x - eps.mul_scalar(schedule.beta(k) / schedule.sigma(k)))
+            .div_scalar(schedule.alpha(k).sqrt()),
+    };
+    if k == 0 {
+        return mean;
+    }
+    let var = match variance {
+        Variance::FixedLarge => schedule.beta(k),
+        Variance::FixedSmall => schedule.posterior_variance(k),
+    };
+    let (device, dims) = (mean.device(), mean.dims());
+    mean + randn(noise_rng, dims, &device).mul_scalar(var.sqrt())
+}
+
 /// Draws `n` samples, returned flat `[n, dim]`.
 pub fn sample_ancestral(
     model: &impl EpsModel,
@@ -57,26 +90,15 @@ pub fn sample_ancestral(
             cond = cond.with_labels(l.clone());
         }
         let eps = model.eps(x.clone(), &cond);
-        let mean = match opts.clip_x0 {
-            Some(c) => {
-                let x0 = (x.clone() - eps.mul_scalar(schedule.sigma(k)))
-                    .div_scalar(schedule.alpha_bar(k).sqrt());
-                let (c1, c2) = schedule.posterior_mean_coefs(k);
-                x0.clamp(-c, c).mul_scalar(c1) + x.mul_scalar(c2)
-            }
-            // Without clipping the posterior mean simplifies to (x − β/σ ε̂)/√α.
-            None => (x - eps.mul_scalar(schedule.beta(k) / schedule.sigma(k)))
-                .div_scalar(schedule.alpha(k).sqrt()),
-        };
-        x = if k > 0 {
-            let var = match opts.variance {
-                Variance::FixedLarge => schedule.beta(k),
-                Variance::FixedSmall => schedule.posterior_variance(k),
-            };
-            mean + randn(&mut noise_rng, [n, dim], device).mul_scalar(var.sqrt())
-        } else {
-            mean
-        };
+        x = reverse_step(
+            x,
+            eps,
+            k,
+            schedule,
+            opts.variance,
+            opts.clip_x0,
+            &mut noise_rng,
+        );
         callback(LevelInfo {
             level: k,
             levels_total: t_total,

@@ -1,6 +1,16 @@
 //! Samplers. Every sampler takes any [`ebdiff_model::EpsModel`], a [`ebdiff_core::NoiseSchedule`]
 //! (kept separate from the solver), a seed, and a per-level callback for progress/diagnostics.
 
+pub mod analytic;
 pub mod ancestral;
+pub mod annealed;
+pub mod composition;
+pub mod mcmc;
+pub mod step_size;
+pub mod target;
 
-pub use ancestral::{AncestralOptions, LevelInfo, Variance, sample_ancestral};
+pub use ancestral::{AncestralOptions, LevelInfo, Variance, reverse_step, sample_ancestral};
+pub use annealed::{AnnealMode, AnnealedOptions, KernelKind, LevelDiagnostics, sample_annealed};
+pub use composition::{Composition, CompositionError};
+pub use step_size::LevelSchedule;
+pub use target::{Evaluation, ModelTarget, Target, TargetAsEps};

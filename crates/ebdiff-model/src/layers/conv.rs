@@ -2,7 +2,6 @@
 //! convolution with the same weight, which Burn differentiates with respect to that weight.
 
 use burn::module::{Module, Param};
-use burn::nn::Initializer;
 use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Tensor};
@@ -27,15 +26,7 @@ impl Conv2d {
         device: &Device,
     ) -> Self {
         let fan_in = c_in * kernel * kernel;
-        let bound = 1.0 / (fan_in as f64).sqrt();
-        let init = if zero {
-            Initializer::Zeros
-        } else {
-            Initializer::Uniform {
-                min: -bound,
-                max: bound,
-            }
-        };
+        let init = super::default_init(fan_in, zero);
         Conv2d {
             weight: init.init([c_out, c_in, kernel, kernel], device),
             bias: Some(init.init([c_out], device)),

@@ -1,7 +1,6 @@
 //! Affine map y = x W + b over the last dimension (W stored `[in, out]`, Burn's layout).
 
 use burn::module::{Module, Param};
-use burn::nn::Initializer;
 use burn::tensor::{Device, Tensor, module::linear};
 
 #[derive(Module, Debug)]
@@ -14,15 +13,7 @@ impl Linear {
     /// PyTorch-default init U(±1/√fan_in) for weight and bias, or all-zero when `zero` is set
     /// (used for output layers so that a fresh network starts from a known energy).
     pub fn new(d_in: usize, d_out: usize, bias: bool, zero: bool, device: &Device) -> Self {
-        let bound = 1.0 / (d_in as f64).sqrt();
-        let init = if zero {
-            Initializer::Zeros
-        } else {
-            Initializer::Uniform {
-                min: -bound,
-                max: bound,
-            }
-        };
+        let init = super::default_init(d_in, zero);
         Linear {
             weight: init.init([d_in, d_out], device),
             bias: bias.then(|| init.init([d_out], device)),

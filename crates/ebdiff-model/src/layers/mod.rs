@@ -20,3 +20,17 @@ pub use embedding::{ClassEmbedding, TimeMlp, sinusoidal_embedding};
 pub use linear::Linear;
 pub use norm::{GroupNorm, LayerNorm, NormCache};
 pub use resample::{Downsample, DownsampleKind, Upsample, concat_channels_vjp};
+
+/// PyTorch-default initialization U(±1/√fan_in), or zeros for output layers that should start
+/// silent (so a fresh energy model has a known energy).
+pub(crate) fn default_init(fan_in: usize, zero: bool) -> burn::nn::Initializer {
+    if zero {
+        burn::nn::Initializer::Zeros
+    } else {
+        let bound = 1.0 / (fan_in as f64).sqrt();
+        burn::nn::Initializer::Uniform {
+            min: -bound,
+            max: bound,
+        }
+    }
+}
