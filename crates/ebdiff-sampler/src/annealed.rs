@@ -62,7 +62,32 @@ pub struct AnnealedOptions {
     pub window: (usize, usize),
     /// Reverse-step variance (reverse modes).
     pub variance: Variance,
+    /// Per-level automatic step-size search (MH kernels only).
+    pub tune: Option<TuneOptions>,
     pub seed: u64,
+}
+
+/// Per-level step-size search towards an acceptance band (Sjöberg et al.): from the previous
+/// level's step, multiply or divide by 10 until the probe acceptance brackets the band, then
+/// bisect geometrically between the bracketing steps.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TuneOptions {
+    /// Target acceptance band [lo, hi].
+    pub band: (f64, f64),
+    /// Kernel steps per probe (run on a copy of the chains).
+    pub probe_steps: usize,
+    /// Maximum probes per level.
+    pub max_probes: usize,
+}
+
+impl Default for TuneOptions {
+    fn default() -> Self {
+        TuneOptions {
+            band: (0.6, 0.8),
+            probe_steps: 2,
+            max_probes: 12,
+        }
+    }
 }
 
 impl AnnealedOptions {
@@ -85,6 +110,7 @@ impl AnnealedOptions {
             extra_points: 0,
             window: (0, levels.saturating_sub(1)),
             variance: Variance::FixedSmall,
+            tune: None,
             seed: 0,
         }
     }
@@ -101,12 +127,100 @@ pub struct LevelDiagnostics {
     pub mass: f64,
     /// Mean ‖∇f‖ over chains at the end of the level.
     pub score_norm: f64,
-    /// Cumulative target evaluations.
+    /// Cumulative target evaluations (sampling only).
     pub nfe: usize,
+    /// Evaluations spent by the step-size search at this level.
+    pub tune_nfe: usize,
 }
 
 fn mean_scalar(t: Tensor<1>) -> f64 {
     t.mean().into_scalar::<f64>()
+}
+
+/// One application of the configured kernel.
+#[allow(clippy::too_many_arguments)]
+fn apply_kernel(
+    target: &dyn Target,
+    opts: &AnnealedOptions,
+    x: Tensor<2>,
+    v: Tensor<2>,
+    eval: crate::target::Evaluation,
+    level: usize,
+    step: f64,
+    mass: f64,
+    rng: &mut rand::rngs::StdRng,
+) -> StepOutcome {
+    match opts.kernel {
+        KernelKind::Ula => ula_step(target, x, eval, level, step, rng),
+        KernelKind::Mala => mala_step(target, x, eval, level, step, opts.line_points, rng),
+        KernelKind::UHmc | KernelKind::Hmc => {
+            let p = HmcParams {
+                step,
+                leapfrog: opts.leapfrog,
+                damping: opts.damping,
+                mass,
+                metropolis: opts.kernel == KernelKind::Hmc,
+                flip_on_reject: opts.flip_on_reject,
+                extra_points: opts.extra_points,
+            };
+            hmc_step(target, x, v, eval, level, &p, rng)
+        }
+    }
+}
+
+/// Searches a step whose probe acceptance lies in the band. Returns (step, acceptance, nfe).
+#[allow(clippy::too_many_arguments)]
+fn tune_step(
+    target: &dyn Target,
+    opts: &AnnealedOptions,
+    tune: &TuneOptions,
+    x: &Tensor<2>,
+    v: &Tensor<2>,
+    eval: &crate::target::Evaluation,
+    level: usize,
+    start: f64,
+    mass: f64,
+    rng: &mut rand::rngs::StdRng,
+) -> (f64, f64, usize) {
+    let mut nfe = 0;
+    let mut probe = |step: f64, nfe: &mut usize| {
+        let (mut xp, mut vp, mut ep) = (x.clone(), v.clone(), eval.clone());
+        let mut acc = 0.0;
+        for _ in 0..tune.probe_steps.max(1) {
+            let out = apply_kernel(target, opts, xp, vp.clone(), ep, level, step, mass, rng);
+            *nfe += out.nfe;
+            acc += out.accepted.map(mean_scalar).unwrap_or(1.0);
+            xp = out.x;
+            ep = out.eval;
+            if let Some(m) = out.momentum {
+                vp = m;
+            }
+        }
+        acc / tune.probe_steps.max(1) as f64
+    };
+    let (lo, hi) = tune.band;
+    let mut step = start;
+    let mut acc = probe(step, &mut nfe);
+    // Bracket: a step with acceptance above the band (small) and one below (large).
+    let (mut small, mut large): (Option<f64>, Option<f64>) = (None, None);
+    for _ in 0..tune.max_probes {
+        if (lo..=hi).contains(&acc) {
+            return (step, acc, nfe);
+        }
+        if acc > hi {
+            small = Some(step);
+        } else {
+            large = Some(step);
+        }
+        step = match (small, large) {
+            (Some(s), Some(l)) => (s * l).sqrt(),
+            (Some(s), None) => s * 10.0,
+            (None, Some(l)) => l / 10.0,
+            (None, None) => unreachable!(),
+        };
+        acc = probe(step, &mut nfe);
+    }
+    (step, acc, nfe)
 }
 
 /// Runs annealed sampling of `target` for `n` chains; returns samples `[n, D]` and per-level
@@ -130,6 +244,7 @@ pub fn sample_annealed(
     let mut x = randn(&mut init_rng, [n, dim], device);
     let mut nfe = 0usize;
     let mut diagnostics = Vec::new();
+    let mut tuned_prev: Option<f64> = None;
     let t_total = schedule.len();
     for k in (0..t_total).rev() {
         let tau = match opts.mode {
@@ -151,37 +266,44 @@ pub fn sample_annealed(
         if opts.steps_per_level == 0 {
             continue;
         }
-        let step = opts.step_size.at(schedule, level);
         let mass = opts.mass.at(schedule, level);
         let mut eval = target.evaluate(x.clone(), level);
         nfe += 1;
         let mut v = randn(&mut mcmc_rng, [n, dim], device).mul_scalar(mass);
+        let mut step = opts.step_size.at(schedule, level);
+        let mut tune_nfe = 0;
+        if let (Some(tune), true) = (&opts.tune, opts.kernel.is_metropolis()) {
+            // Warm start from the previous level's tuned step.
+            let start = tuned_prev.unwrap_or(step);
+            let (s, _, cost) = tune_step(
+                target,
+                opts,
+                tune,
+                &x,
+                &v,
+                &eval,
+                level,
+                start,
+                mass,
+                &mut mcmc_rng,
+            );
+            step = s;
+            tuned_prev = Some(s);
+            tune_nfe = cost;
+        }
         let mut acc_sum = 0.0;
         for _ in 0..opts.steps_per_level {
-            let out: StepOutcome = match opts.kernel {
-                KernelKind::Ula => ula_step(target, x.clone(), eval, level, step, &mut mcmc_rng),
-                KernelKind::Mala => mala_step(
-                    target,
-                    x.clone(),
-                    eval,
-                    level,
-                    step,
-                    opts.line_points,
-                    &mut mcmc_rng,
-                ),
-                KernelKind::UHmc | KernelKind::Hmc => {
-                    let p = HmcParams {
-                        step,
-                        leapfrog: opts.leapfrog,
-                        damping: opts.damping,
-                        mass,
-                        metropolis: opts.kernel == KernelKind::Hmc,
-                        flip_on_reject: opts.flip_on_reject,
-                        extra_points: opts.extra_points,
-                    };
-                    hmc_step(target, x.clone(), v.clone(), eval, level, &p, &mut mcmc_rng)
-                }
-            };
+            let out = apply_kernel(
+                target,
+                opts,
+                x.clone(),
+                v.clone(),
+                eval,
+                level,
+                step,
+                mass,
+                &mut mcmc_rng,
+            );
             nfe += out.nfe;
             if let Some(a) = out.accepted {
                 acc_sum += mean_scalar(a);
@@ -203,6 +325,7 @@ pub fn sample_annealed(
             mass,
             score_norm,
             nfe,
+            tune_nfe,
         };
         callback(&d);
         diagnostics.push(d);

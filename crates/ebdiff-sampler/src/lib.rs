@@ -9,8 +9,12 @@ pub mod mcmc;
 pub mod step_size;
 pub mod target;
 
-pub use ancestral::{AncestralOptions, LevelInfo, Variance, reverse_step, sample_ancestral};
-pub use annealed::{AnnealMode, AnnealedOptions, KernelKind, LevelDiagnostics, sample_annealed};
+pub use ancestral::{
+    AncestralOptions, LevelInfo, Variance, ddim_step, reverse_step, sample_ancestral, sample_ddim,
+};
+pub use annealed::{
+    AnnealMode, AnnealedOptions, KernelKind, LevelDiagnostics, TuneOptions, sample_annealed,
+};
 pub use composition::{Composition, CompositionError};
 pub use step_size::LevelSchedule;
 pub use target::{Evaluation, ModelTarget, Target, TargetAsEps};

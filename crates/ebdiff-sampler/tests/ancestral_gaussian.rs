@@ -140,3 +140,91 @@ fn clipping_bounds_the_denoised_estimate() {
     let v: Vec<f32> = x.into_data().try_to_vec().unwrap();
     assert!(v.iter().all(|&a| a.abs() <= 1.0 + 1e-5));
 }
+
+#[test]
+fn ddim_with_eta_one_is_ancestral_fixed_small_and_eta_zero_is_deterministic() {
+    let device = Device::flex();
+    let sched = ScheduleConfig::cosine(50).build();
+    let model = ExactGaussianEps {
+        schedule: sched.clone(),
+        mean: [0.3, -0.5],
+        std: 0.4,
+    };
+    let anc = sample_ancestral(
+        &model,
+        &sched,
+        256,
+        None,
+        &AncestralOptions {
+            variance: Variance::FixedSmall,
+            clip_x0: None,
+            seed: 9,
+        },
+        &device,
+        |_| {},
+    );
+    let ddim1 =
+        ebdiff_sampler::sample_ddim(&model, &sched, 256, None, 1.0, None, 9, &device, |_| {});
+    let (a, d): (Vec<f32>, Vec<f32>) = (
+        anc.into_data().try_to_vec().unwrap(),
+        ddim1.into_data().try_to_vec().unwrap(),
+    );
+    let diff = a
+        .iter()
+        .zip(&d)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        diff < 1e-4,
+        "DDIM(η=1) differs from ancestral fixed-small by {diff}"
+    );
+    // η = 0 with the exact ε of Gaussian data: each step is the affine map
+    // x ← √ᾱ' (x − σ ε)/√ᾱ + √(1 − ᾱ') ε, ε = σ(x − √ᾱ μ)/V; its variance is predicted exactly,
+    // and converges to the data's as the number of steps grows.
+    let full = ScheduleConfig::linear(1000).build();
+    let predicted_var = |sched: &ebdiff_core::NoiseSchedule| {
+        let mut v = 1.0f64;
+        for k in (0..sched.len()).rev() {
+            let (ab, s, ab_prev) = (sched.alpha_bar(k), sched.sigma(k), sched.alpha_bar_prev(k));
+            let big_v = ab * 0.16 + s * s;
+            let c = ab_prev.sqrt() / ab.sqrt() * (1.0 - s * s / big_v)
+                + (1.0 - ab_prev).sqrt() * s / big_v;
+            v *= c * c;
+        }
+        v
+    };
+    let respaced = full.respaced(&full.evenly_spaced_levels(100)).unwrap();
+    // The model knows the original 1000 levels; the sampler feeds it the source level.
+    let model = ExactGaussianEps {
+        schedule: full.clone(),
+        mean: [0.3, -0.5],
+        std: 0.4,
+    };
+    let x = ebdiff_sampler::sample_ddim(
+        &model,
+        &respaced,
+        20_000,
+        None,
+        0.0,
+        None,
+        4,
+        &device,
+        |_| {},
+    );
+    let v: Vec<f32> = x.into_data().try_to_vec().unwrap();
+    let (m, var) = moments(&v);
+    let pv = predicted_var(&respaced);
+    assert!(
+        (m[0] - 0.3).abs() < 0.01 && (m[1] + 0.5).abs() < 0.01,
+        "mean {m:?}"
+    );
+    assert!(
+        (var[0] - pv).abs() < 0.006 && (var[1] - pv).abs() < 0.006,
+        "variance {var:?}, predicted {pv}"
+    );
+    let fine = predicted_var(&full);
+    assert!(
+        (fine - 0.16).abs() < (pv - 0.16).abs() && (fine - 0.16).abs() < 0.005,
+        "100 steps {pv}, 1000 steps {fine}"
+    );
+}

@@ -208,3 +208,35 @@ fn ula_settles_at_the_predicted_biased_variance_and_mala_corrects_it() {
         "MALA variance {mala_var}, target {s2}"
     );
 }
+
+#[test]
+fn step_size_search_hits_the_acceptance_band() {
+    use ebdiff_sampler::{
+        AnnealedOptions, KernelKind, LevelSchedule, TuneOptions, sample_annealed,
+    };
+    let target = StaticTarget(gmm2d());
+    let schedule = ebdiff_core::NoiseSchedule::from_betas(vec![0.1; 4]);
+    for kernel in [KernelKind::Mala, KernelKind::Hmc] {
+        let mut opts = AnnealedOptions::paper_2d(kernel, schedule.len());
+        // Start far too small: the search must grow it by decades, then bisect.
+        opts.step_size = LevelSchedule::constant(1e-6);
+        opts.steps_per_level = 5;
+        opts.tune = Some(TuneOptions {
+            band: (0.6, 0.75),
+            probe_steps: 3,
+            max_probes: 20,
+        });
+        let (_, diag) = sample_annealed(&target, &schedule, 4000, &opts, &Device::flex(), |_| {});
+        for d in &diag {
+            let acc = d.acceptance.unwrap();
+            assert!(
+                (0.5..=0.85).contains(&acc),
+                "{kernel:?} level {}: acceptance {acc} with step {}",
+                d.level,
+                d.step_size
+            );
+            assert!(d.step_size > 1e-3, "step was not searched: {}", d.step_size);
+            assert!(d.tune_nfe > 0);
+        }
+    }
+}
