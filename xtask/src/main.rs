@@ -2,6 +2,7 @@
 
 mod bench;
 mod gradcheck;
+mod sample;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,8 @@ enum Command {
     /// Check every layer's explicit VJP against autodiff and the DSM parameter gradients
     /// against finite differences, for any model config.
     Gradcheck(gradcheck::GradcheckArgs),
+    /// Sample a trained model or a composition of models with any sampler.
+    Sample(sample::SampleArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -47,6 +50,7 @@ fn main() {
     let result = match cli.command {
         Command::Train(args) => train::run(args, cli.backend),
         Command::Gradcheck(args) => gradcheck::run(args, cli.backend),
+        Command::Sample(args) => sample::run(args, cli.backend),
         Command::Bench { which } => bench::run(which, cli.backend),
     };
     if let Err(err) = result {

@@ -1,7 +1,10 @@
-//! Evaluation: metrics of samples against exactly known targets, and plots.
+//! Evaluation: metrics of samples against exactly known targets, distances between sample sets,
+//! and plots.
 
+pub mod distances;
 pub mod scatter;
 pub mod toy_metrics;
 
+pub use distances::{mmd2_rbf, w2_exact};
 pub use scatter::{ScatterSeries, write_scatter_png};
 pub use toy_metrics::{LogDensityReport, log_density_gap};

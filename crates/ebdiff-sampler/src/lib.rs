@@ -5,6 +5,7 @@ pub mod analytic;
 pub mod ancestral;
 pub mod annealed;
 pub mod composition;
+pub mod config;
 pub mod mcmc;
 pub mod step_size;
 pub mod target;
@@ -16,5 +17,6 @@ pub use annealed::{
     AnnealMode, AnnealedOptions, KernelKind, LevelDiagnostics, TuneOptions, sample_annealed,
 };
 pub use composition::{Composition, CompositionError};
+pub use config::{CompositionSpec, SamplerConfig, SamplerKind, SamplingConfig};
 pub use step_size::LevelSchedule;
 pub use target::{Evaluation, ModelTarget, Target, TargetAsEps};
