@@ -1,6 +1,7 @@
 //! `cargo xtask`: thin command-line layer over the ebdiff crates.
 
 mod bench;
+mod experiment;
 mod gradcheck;
 mod sample;
 mod train;
@@ -31,11 +32,22 @@ enum Command {
     Gradcheck(gradcheck::GradcheckArgs),
     /// Sample a trained model or a composition of models with any sampler.
     Sample(sample::SampleArgs),
+    /// Reproducible experiments that regenerate the reports under experiments/.
+    Experiment {
+        #[command(subcommand)]
+        which: ExperimentCommand,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
         which: bench::BenchCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum ExperimentCommand {
+    /// Product, mixture and negation of 2-D energy models, sampled with every sampler.
+    Compose2d(experiment::Compose2dArgs),
 }
 
 fn main() {
@@ -52,6 +64,9 @@ fn main() {
         Command::Gradcheck(args) => gradcheck::run(args, cli.backend),
         Command::Sample(args) => sample::run(args, cli.backend),
         Command::Bench { which } => bench::run(which, cli.backend),
+        Command::Experiment { which } => match which {
+            ExperimentCommand::Compose2d(args) => experiment::compose2d(args, cli.backend),
+        },
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

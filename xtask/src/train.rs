@@ -4,11 +4,11 @@ use anyhow::{Context, Result};
 use burn::module::Module;
 use clap::Args;
 use ebdiff_core::BackendKind;
-use ebdiff_eval::{ScatterSeries, write_scatter_png};
+use ebdiff_eval::{LogDensityReport, ScatterSeries, write_scatter_png};
 use ebdiff_trainer::{ExperimentConfig, run_toy2d};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -25,6 +25,27 @@ pub fn run(args: TrainArgs, backend: BackendKind) -> Result<()> {
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.run.name));
+    let report = train_to_dir(&cfg, &out, backend)?;
+    println!(
+        "mean log-density under the target: model {:.4}, exact samples {:.4}, gap {:.4} nats",
+        report.model,
+        report.exact,
+        report.gap()
+    );
+    println!(
+        "samples: {}   (grey: exact, red: model)",
+        out.join("samples.png").display()
+    );
+    Ok(())
+}
+
+/// Trains `cfg` into the run directory `out` (config copy, metrics.jsonl, samples.png,
+/// summary.json, ema.bpk, model.bpk) and returns the sample score.
+pub fn train_to_dir(
+    cfg: &ExperimentConfig,
+    out: &Path,
+    backend: BackendKind,
+) -> Result<LogDensityReport> {
     std::fs::create_dir_all(&out)
         .with_context(|| format!("cannot create run directory {}", out.display()))?;
     std::fs::write(out.join("config.toml"), toml::to_string_pretty(&cfg)?)?;
@@ -42,7 +63,7 @@ pub fn run(args: TrainArgs, backend: BackendKind) -> Result<()> {
     let mut metrics = std::io::BufWriter::new(std::fs::File::create(out.join("metrics.jsonl"))?);
     let log_every = cfg.train.log_every.max(1);
     let mut window = Vec::new();
-    let result = run_toy2d(&cfg, &device, |r| {
+    let result = run_toy2d(cfg, &device, |r| {
         window.push(r.loss);
         if (r.step + 1) % log_every == 0 || r.step + 1 == steps {
             let mean = window.iter().sum::<f64>() / window.len() as f64;
@@ -104,12 +125,5 @@ pub fn run(args: TrainArgs, backend: BackendKind) -> Result<()> {
         out.join("summary.json"),
         serde_json::to_string_pretty(&summary)?,
     )?;
-    println!(
-        "mean log-density under the target: model {:.4}, exact samples {:.4}, gap {:.4} nats",
-        report.model,
-        report.exact,
-        report.gap()
-    );
-    println!("samples: {}   (grey: exact, red: model)", plot.display());
-    Ok(())
+    Ok(report)
 }
