@@ -16,6 +16,52 @@ use std::time::Instant;
 pub enum BenchCommand {
     /// Time one DSM optimizer step (forward, VJP for energies, backward, Adam).
     TrainStep(TrainStepArgs),
+    /// Time one sampling-time evaluation, energy and ∇ₓE (no autodiff), per batch size.
+    Eval(EvalArgs),
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Any config with a [model] table (default: configs/unet-small.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Batch sizes (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "16")]
+    batch: Vec<usize>,
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    #[arg(long, default_value_t = 10)]
+    iters: usize,
+}
+
+fn eval(args: EvalArgs, backend: BackendKind) -> Result<()> {
+    let (cfg, schedule) = match &args.config {
+        Some(p) => crate::load_model_section(p)?,
+        None => crate::model_section_from_text(crate::DEFAULT_UNET_CONFIG, "configs/unet-small.toml")?,
+    };
+    let device = backend.device().map_err(anyhow::Error::msg)?;
+    let model = cfg.init(schedule.timesteps(), &device);
+    let dim = cfg.data_dim();
+    let mut rng = stream(0, "bench-eval");
+    println!("bench eval: backend {backend}, {:?} model, data shape {:?}", model.parameterization, cfg.data_shape);
+    println!("{:>8} {:>12} {:>14}", "batch", "median ms", "examples/s");
+    for &b in &args.batch {
+        let x = ebdiff_core::rng::randn(&mut rng, [b, dim], &device);
+        let cond = ebdiff_model::Conditioning::new(burn::tensor::Tensor::<1, burn::tensor::Int>::full([b], 10, &device));
+        let mut times = Vec::new();
+        for i in 0..args.warmup + args.iters {
+            let start = Instant::now();
+            let eps = if model.is_energy() { model.energy_and_eps(x.clone(), &cond).1 } else { model.eps(x.clone(), &cond) };
+            let _ = eps.sum().into_scalar::<f32>();
+            if i >= args.warmup {
+                times.push(start.elapsed().as_secs_f64());
+            }
+        }
+        times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let med = times[times.len() / 2];
+        println!("{b:>8} {:>12.2} {:>14.0}", med * 1e3, b as f64 / med);
+    }
+    Ok(())
 }
 
 #[derive(Args)]
@@ -34,6 +80,7 @@ pub struct TrainStepArgs {
 pub fn run(cmd: BenchCommand, backend: BackendKind) -> Result<()> {
     match cmd {
         BenchCommand::TrainStep(args) => train_step(args, backend),
+        BenchCommand::Eval(args) => eval(args, backend),
     }
 }
 
