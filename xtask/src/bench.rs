@@ -37,21 +37,32 @@ pub struct EvalArgs {
 fn eval(args: EvalArgs, backend: BackendKind) -> Result<()> {
     let (cfg, schedule) = match &args.config {
         Some(p) => crate::load_model_section(p)?,
-        None => crate::model_section_from_text(crate::DEFAULT_UNET_CONFIG, "configs/unet-small.toml")?,
+        None => {
+            crate::model_section_from_text(crate::DEFAULT_UNET_CONFIG, "configs/unet-small.toml")?
+        }
     };
     let device = backend.device().map_err(anyhow::Error::msg)?;
     let model = cfg.init(schedule.timesteps(), &device);
     let dim = cfg.data_dim();
     let mut rng = stream(0, "bench-eval");
-    println!("bench eval: backend {backend}, {:?} model, data shape {:?}", model.parameterization, cfg.data_shape);
+    println!(
+        "bench eval: backend {backend}, {:?} model, data shape {:?}",
+        model.parameterization, cfg.data_shape
+    );
     println!("{:>8} {:>12} {:>14}", "batch", "median ms", "examples/s");
     for &b in &args.batch {
         let x = ebdiff_core::rng::randn(&mut rng, [b, dim], &device);
-        let cond = ebdiff_model::Conditioning::new(burn::tensor::Tensor::<1, burn::tensor::Int>::full([b], 10, &device));
+        let cond = ebdiff_model::Conditioning::new(
+            burn::tensor::Tensor::<1, burn::tensor::Int>::full([b], 10, &device),
+        );
         let mut times = Vec::new();
         for i in 0..args.warmup + args.iters {
             let start = Instant::now();
-            let eps = if model.is_energy() { model.energy_and_eps(x.clone(), &cond).1 } else { model.eps(x.clone(), &cond) };
+            let eps = if model.is_energy() {
+                model.energy_and_eps(x.clone(), &cond).1
+            } else {
+                model.eps(x.clone(), &cond)
+            };
             let _ = eps.sum().into_scalar::<f32>();
             if i >= args.warmup {
                 times.push(start.elapsed().as_secs_f64());

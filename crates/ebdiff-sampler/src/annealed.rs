@@ -127,6 +127,9 @@ pub struct LevelDiagnostics {
     pub mass: f64,
     /// Mean ‖∇f‖ over chains at the end of the level.
     pub score_norm: f64,
+    /// Mean ‖wᵢ∇fᵢ‖ of each term of a composition at the end of the level (mixture terms are
+    /// shown with their prior weight, before responsibilities).
+    pub term_score_norms: Vec<f64>,
     /// Cumulative target evaluations (sampling only).
     pub nfe: usize,
     /// Evaluations spent by the step-size search at this level.
@@ -314,7 +317,9 @@ pub fn sample_annealed(
                 v = m;
             }
         }
-        let score_norm = mean_scalar(eval.score.clone().square().sum_dim(1).sqrt().squeeze_dim(1));
+        let score_norm = crate::target::mean_row_norm(eval.score.clone());
+        // Diagnostic evaluations are not counted in `nfe` (they are not part of the sampler).
+        let term_score_norms = target.term_score_norms(x.clone(), level);
         let d = LevelDiagnostics {
             level,
             acceptance: opts
@@ -324,6 +329,7 @@ pub fn sample_annealed(
             step_size: step,
             mass,
             score_norm,
+            term_score_norms,
             nfe,
             tune_nfe,
         };

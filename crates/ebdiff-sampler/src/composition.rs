@@ -179,6 +179,23 @@ impl Target for Composition<'_> {
         }
     }
 
+    fn term_score_norms(&self, x: Tensor<2>, level: usize) -> Vec<f64> {
+        match self {
+            Composition::Leaf(t) => t.term_score_norms(x, level),
+            Composition::Product(terms)
+            | Composition::Mixture {
+                components: terms, ..
+            } => terms
+                .iter()
+                .flat_map(|(w, t)| {
+                    t.term_score_norms(x.clone(), level)
+                        .into_iter()
+                        .map(move |n| n * w.abs())
+                })
+                .collect(),
+        }
+    }
+
     fn evaluate(&self, x: Tensor<2>, level: usize) -> Evaluation {
         match self {
             Composition::Leaf(t) => t.evaluate(x, level),

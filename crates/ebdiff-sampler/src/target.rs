@@ -25,6 +25,16 @@ pub trait Target {
     fn score(&self, x: Tensor<2>, level: usize) -> Tensor<2> {
         self.evaluate(x, level).score
     }
+    /// Mean ‖wᵢ ∇fᵢ‖ over the batch for each weighted term of a composition (one entry for a
+    /// plain target): shows which term dominates the dynamics at each level.
+    fn term_score_norms(&self, x: Tensor<2>, level: usize) -> Vec<f64> {
+        vec![mean_row_norm(self.score(x, level))]
+    }
+}
+
+/// Mean over rows of ‖row‖₂.
+pub fn mean_row_norm(t: Tensor<2>) -> f64 {
+    t.square().sum_dim(1).sqrt().mean().into_scalar::<f64>()
 }
 
 /// One trained diffusion model (optionally with a fixed class label) as a target:

@@ -246,3 +246,27 @@ fn mixture_refuses_score_only_components_at_construction() {
         Some(CompositionError::DimensionMismatch { .. })
     ));
 }
+
+#[test]
+fn term_score_norms_report_each_weighted_term() {
+    let schedule = ScheduleConfig::cosine(100).build();
+    let device = Device::flex();
+    let x = points(
+        ebdiff_core::rng::normal_vec(&mut stream(5, "x"), 50),
+        1,
+        &device,
+    );
+    let neg = Composition::negation(gauss(&schedule, 1.0, 0.5), gauss(&schedule, -1.0, 0.3), 0.3)
+        .unwrap();
+    let norms = neg.term_score_norms(x.clone(), 10);
+    let mean_abs = |c: Composition| {
+        to_vec(c.evaluate(x.clone(), 10).score)
+            .iter()
+            .map(|v| v.abs())
+            .sum::<f64>()
+            / 50.0
+    };
+    assert_eq!(norms.len(), 2);
+    assert!((norms[0] - 1.3 * mean_abs(gauss(&schedule, 1.0, 0.5))).abs() < 1e-4);
+    assert!((norms[1] - 0.3 * mean_abs(gauss(&schedule, -1.0, 0.3))).abs() < 1e-4);
+}
