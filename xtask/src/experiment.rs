@@ -52,6 +52,9 @@ pub struct Compose2dArgs {
     /// Override training steps (e.g. for a quick smoke run).
     #[arg(long)]
     train_steps: Option<usize>,
+    /// Only these compositions (comma-separated: ring-x-bar, blob-mixture, box-negation).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
 }
 
 /// MMD kernel bandwidths: from sub-mode (σ = 0.075) to ring scale.
@@ -332,7 +335,12 @@ fn write_reports(args: &Compose2dArgs, rows: &[Row]) -> Result<()> {
             r.seconds
         );
     }
-    std::fs::write(args.out.join("results.csv"), csv)?;
+    let suffix = if args.only.is_empty() {
+        String::new()
+    } else {
+        format!("-{}", args.only.join("-"))
+    };
+    std::fs::write(args.out.join(format!("results{suffix}.csv")), csv)?;
     let mut md = format!(
         "# 2-D compositions: samplers vs the exact target\n\nRegenerate: `cargo xtask experiment compose2d --seeds {} --count {} --steps-per-level {}`.\n\
          Mean ± std over seeds {:?}; {} samples per run. Log-density: mean log p(x) under the exact \
@@ -399,7 +407,10 @@ fn write_reports(args: &Compose2dArgs, rows: &[Row]) -> Result<()> {
             mean_std(&sel.iter().map(|r| r.seconds).collect::<Vec<_>>()).0
         );
     }
-    std::fs::write(args.out.join("results.md"), &md)?;
-    println!("\n{md}\nwritten: {}", args.out.join("results.md").display());
+    std::fs::write(args.out.join(format!("results{suffix}.md")), &md)?;
+    println!(
+        "\n{md}\nwritten: {}",
+        args.out.join(format!("results{suffix}.md")).display()
+    );
     Ok(())
 }
