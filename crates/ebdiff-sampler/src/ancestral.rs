@@ -77,12 +77,32 @@ pub fn sample_ancestral(
     labels: Option<Tensor<1, Int>>,
     opts: &AncestralOptions,
     device: &Device,
+    callback: impl FnMut(LevelInfo),
+) -> Tensor<2> {
+    let step = |x, eps, k, rng: &mut StdRng| {
+        reverse_step(x, eps, k, schedule, opts.variance, opts.clip_x0, rng)
+    };
+    reverse_loop(
+        model, schedule, n, labels, opts.seed, device, step, callback,
+    )
+}
+
+/// The reverse loop shared by ancestral and DDIM sampling: x ~ N(0, I) from the "init" stream,
+/// then for k = T−1 … 0 one `step(x, ε̂, k, noise_rng)`.
+#[allow(clippy::too_many_arguments)]
+fn reverse_loop(
+    model: &impl EpsModel,
+    schedule: &NoiseSchedule,
+    n: usize,
+    labels: Option<Tensor<1, Int>>,
+    seed: u64,
+    device: &Device,
+    mut step: impl FnMut(Tensor<2>, Tensor<2>, usize, &mut StdRng) -> Tensor<2>,
     mut callback: impl FnMut(LevelInfo),
 ) -> Tensor<2> {
-    let dim = model.data_dim();
-    let mut init_rng = stream(opts.seed, "init");
-    let mut noise_rng = stream(opts.seed, "reverse-noise");
-    let mut x = randn(&mut init_rng, [n, dim], device);
+    let mut init_rng = stream(seed, "init");
+    let mut noise_rng = stream(seed, "reverse-noise");
+    let mut x = randn(&mut init_rng, [n, model.data_dim()], device);
     let t_total = schedule.len();
     for k in (0..t_total).rev() {
         // Respaced schedules feed the model its original level.
@@ -95,15 +115,7 @@ pub fn sample_ancestral(
             cond = cond.with_labels(l.clone());
         }
         let eps = model.eps(x.clone(), &cond);
-        x = reverse_step(
-            x,
-            eps,
-            k,
-            schedule,
-            opts.variance,
-            opts.clip_x0,
-            &mut noise_rng,
-        );
+        x = step(x, eps, k, &mut noise_rng);
         callback(LevelInfo {
             level: k,
             levels_total: t_total,
@@ -157,30 +169,8 @@ pub fn sample_ddim(
     clip_x0: Option<f64>,
     seed: u64,
     device: &Device,
-    mut callback: impl FnMut(LevelInfo),
+    callback: impl FnMut(LevelInfo),
 ) -> Tensor<2> {
-    let dim = model.data_dim();
-    let mut init_rng = stream(seed, "init");
-    let mut noise_rng = stream(seed, "reverse-noise");
-    let mut x = randn(&mut init_rng, [n, dim], device);
-    let t_total = schedule.len();
-    for k in (0..t_total).rev() {
-        // Respaced schedules feed the model its original level.
-        let mut cond = Conditioning::new(Tensor::<1, Int>::full(
-            [n],
-            schedule.source_level(k) as i64,
-            device,
-        ));
-        if let Some(l) = &labels {
-            cond = cond.with_labels(l.clone());
-        }
-        let eps = model.eps(x.clone(), &cond);
-        x = ddim_step(x, eps, k, schedule, eta, clip_x0, &mut noise_rng);
-        callback(LevelInfo {
-            level: k,
-            levels_total: t_total,
-            nfe: t_total - k,
-        });
-    }
-    x
+    let step = |x, eps, k, rng: &mut StdRng| ddim_step(x, eps, k, schedule, eta, clip_x0, rng);
+    reverse_loop(model, schedule, n, labels, seed, device, step, callback)
 }
