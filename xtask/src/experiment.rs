@@ -30,9 +30,12 @@ pub struct Compose2dArgs {
     /// Training hyper-parameters for every component model (its [data] is replaced).
     #[arg(long, default_value = "configs/toy2d.toml")]
     base_config: PathBuf,
-    /// Output directory for models and results.
+    /// Output directory for results.
     #[arg(long, default_value = "experiments/compose2d")]
     out: PathBuf,
+    /// Where the component models live (trained there when missing; default: <out>/models).
+    #[arg(long)]
+    models: Option<PathBuf>,
     /// Sampling seeds (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "0,1,2")]
     seeds: Vec<u64>,
@@ -145,7 +148,11 @@ pub fn compose2d(args: Compose2dArgs, backend: BackendKind) -> Result<()> {
             if models.contains_key(&name) {
                 continue;
             }
-            let dir = args.out.join("models").join(&name);
+            let dir = args
+                .models
+                .clone()
+                .unwrap_or_else(|| args.out.join("models"))
+                .join(&name);
             let mut cfg = base.clone();
             cfg.run.name = name.clone();
             cfg.data = comp.clone();
