@@ -7,3 +7,13 @@ pub mod toy2d;
 
 pub use target2d::{Composition2d, ExactTarget2d};
 pub use toy2d::{BACKGROUND_HALF_WIDTH, Toy2d, Toy2dConfig};
+
+/// Mean of `f` over flat `[n, 2]` points.
+pub(crate) fn mean_over_points(points: &[f32], f: impl Fn([f64; 2]) -> f64) -> f64 {
+    let n = points.len() / 2;
+    points
+        .chunks_exact(2)
+        .map(|p| f([p[0] as f64, p[1] as f64]))
+        .sum::<f64>()
+        / n as f64
+}

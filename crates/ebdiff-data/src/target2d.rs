@@ -177,12 +177,7 @@ impl ExactTarget2d {
 
     /// Mean log-density of flat `[n, 2]` points.
     pub fn mean_log_density(&self, points: &[f32]) -> f64 {
-        let n = points.len() / 2;
-        points
-            .chunks_exact(2)
-            .map(|p| self.log_density([p[0] as f64, p[1] as f64]))
-            .sum::<f64>()
-            / n as f64
+        crate::mean_over_points(points, |p| self.log_density(p))
     }
 
     /// n exact samples, `[n, 2]`. Products and negations use rejection sampling from one

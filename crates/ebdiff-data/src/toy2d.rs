@@ -335,12 +335,7 @@ impl Toy2d {
 
     /// Mean log-density of flat `[n, 2]` points.
     pub fn mean_log_density(&self, points: &[f32]) -> f64 {
-        let n = points.len() / 2;
-        points
-            .chunks_exact(2)
-            .map(|p| self.log_density([p[0] as f64, p[1] as f64]))
-            .sum::<f64>()
-            / n as f64
+        crate::mean_over_points(points, |p| self.log_density(p))
     }
 
     /// A box `[[x0, x1], [y0, y1]]` outside which the density is 0 or below 1e-20 of its peak
