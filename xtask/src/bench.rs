@@ -128,7 +128,7 @@ fn time_steps(
             .map(|u| 2.0 * u - 1.0)
             .collect();
         let start = Instant::now();
-        let batch = noise_batch(&x0, dim, &schedule, &mut rng, &device);
+        let batch = noise_batch(&x0, dim, None, &schedule, &mut rng, &device);
         let loss = dsm_loss(&model, &batch);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(1e-4, model, grads);

@@ -161,7 +161,8 @@ pub fn compose2d(args: Compose2dArgs, backend: BackendKind) -> Result<()> {
             }
             if !dir.join("ema.bpk").exists() {
                 println!("training component model `{name}` → {}", dir.display());
-                let r = train_to_dir(&cfg, &dir, backend)?;
+                let r = train_to_dir(&cfg, &dir, backend, false)?
+                    .context("component training was interrupted")?;
                 println!("  `{name}`: mean log-density gap {:.4} nats", r.gap());
             }
             let (model, schedule, _) = crate::sample::load_run(&dir, &device)?;

@@ -2,9 +2,11 @@
 //! and plots.
 
 pub mod distances;
+pub mod grid;
 pub mod scatter;
 pub mod toy_metrics;
 
 pub use distances::{mmd2_rbf, w2_exact};
+pub use grid::write_image_grid_png;
 pub use scatter::{ScatterSeries, write_scatter_png};
 pub use toy_metrics::{LogDensityReport, log_density_gap};

@@ -1,6 +1,11 @@
 //! The experiment file read by `cargo xtask train --config FILE`: one TOML, strictly typed.
 
+pub use crate::dsm::LossWeighting;
+use crate::ema::EmaSchedule;
+pub use crate::optim::OptimizerKind;
+use crate::optim::OptimizerSettings;
 pub use crate::train::LrSchedule;
+use crate::train::TrainOptions;
 use ebdiff_core::{ConfigError, ScheduleConfig, load_toml, parse_toml};
 use ebdiff_data::Toy2dConfig;
 use ebdiff_model::ModelConfig;
@@ -31,10 +36,62 @@ pub struct TrainSection {
     /// Linear warm-up steps from 0 to `lr`.
     #[serde(default)]
     pub warmup_steps: usize,
+    /// `adam` or `adamw` (decoupled weight decay).
+    #[serde(default)]
+    pub optimizer: OptimizerKind,
+    /// Adam (β₁, β₂).
+    #[serde(default = "default_betas")]
+    pub betas: [f32; 2],
+    /// Decoupled weight decay (adamw only).
+    #[serde(default)]
+    pub weight_decay: f32,
+    /// Clip the global gradient norm to this value (unset: no clipping).
+    #[serde(default)]
+    pub grad_clip: Option<f64>,
+    /// Micro-batches per step; gradients are summed, so the update equals a full batch.
+    #[serde(default = "one")]
+    pub grad_accum: usize,
+    /// Fixed EMA decay per step. Ignored when `ema_halflife_examples` is set.
     #[serde(default = "default_ema_decay")]
     pub ema_decay: f64,
+    /// EDM-style EMA: half-life in training examples (e.g. 500_000).
+    #[serde(default)]
+    pub ema_halflife_examples: Option<f64>,
+    /// EDM ramp-up: cap the half-life at this fraction of the examples seen so far (e.g. 0.05).
+    #[serde(default)]
+    pub ema_rampup_ratio: Option<f64>,
+    /// `{ kind = "uniform" }` (default) or `{ kind = "min-snr", gamma = 5.0 }`.
+    #[serde(default)]
+    pub loss_weighting: LossWeighting,
+    /// Probability of training a class-conditional model with the null label (for CFG).
+    /// Default 0.1 when `model.num_classes` is set.
+    #[serde(default)]
+    pub label_dropout: Option<f64>,
+    /// Steps between progress/metrics lines.
     #[serde(default = "default_log_every")]
     pub log_every: usize,
+    /// Steps between checkpoints (also written at the end and on Ctrl-C). 0: only then.
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: usize,
+    /// Checkpoints kept (the newest).
+    #[serde(default = "default_keep_checkpoints")]
+    pub keep_checkpoints: usize,
+    /// Steps between sample grids / scatter plots with fixed seeds (0: only at the end).
+    #[serde(default)]
+    pub sample_every: usize,
+}
+
+fn one() -> usize {
+    1
+}
+fn default_betas() -> [f32; 2] {
+    [0.9, 0.999]
+}
+fn default_checkpoint_every() -> usize {
+    1000
+}
+fn default_keep_checkpoints() -> usize {
+    3
 }
 
 fn default_lr() -> f64 {
@@ -56,6 +113,17 @@ pub struct SampleSection {
     /// Reverse-step variance: `fixed-small` (β̃, default) or `fixed-large` (β).
     #[serde(default)]
     pub variance: Variance,
+    /// Reverse steps for samples and grids: the schedule respaced to this many evenly spaced
+    /// levels (unset: all levels). Images on a CPU: 50–100 keeps grids cheap.
+    #[serde(default)]
+    pub steps: Option<usize>,
+    /// Images in a sample grid (a square number looks best).
+    #[serde(default = "default_grid")]
+    pub grid: usize,
+}
+
+fn default_grid() -> usize {
+    64
 }
 
 fn default_sample_count() -> usize {
@@ -67,6 +135,8 @@ impl Default for SampleSection {
         SampleSection {
             count: default_sample_count(),
             variance: Variance::default(),
+            steps: None,
+            grid: default_grid(),
         }
     }
 }
@@ -136,10 +206,118 @@ impl ExperimentConfig {
                 format!("must be in [0, 1), got {}", t.ema_decay),
             ));
         }
+        if t.grad_accum == 0 || t.grad_accum > t.batch_size {
+            return Err(ConfigError::invalid(
+                origin,
+                "train.grad_accum",
+                format!(
+                    "must be in 1..=batch_size ({}), got {}",
+                    t.batch_size, t.grad_accum
+                ),
+            ));
+        }
+        if let Some(c) = t.grad_clip
+            && !(c > 0.0)
+        {
+            return Err(ConfigError::invalid(
+                origin,
+                "train.grad_clip",
+                format!("must be > 0, got {c}"),
+            ));
+        }
+        if let Some(h) = t.ema_halflife_examples
+            && !(h > 0.0)
+        {
+            return Err(ConfigError::invalid(
+                origin,
+                "train.ema_halflife_examples",
+                format!("must be > 0, got {h}"),
+            ));
+        }
+        if let Some(p) = t.label_dropout {
+            if !(0.0..1.0).contains(&p) {
+                return Err(ConfigError::invalid(
+                    origin,
+                    "train.label_dropout",
+                    format!("must be in [0, 1), got {p}"),
+                ));
+            }
+            if self.model.num_classes.is_none() && p > 0.0 {
+                return Err(ConfigError::invalid(
+                    origin,
+                    "train.label_dropout",
+                    "needs a class-conditional model: set model.num_classes",
+                ));
+            }
+        }
+        if t.keep_checkpoints == 0 {
+            return Err(ConfigError::invalid(
+                origin,
+                "train.keep_checkpoints",
+                "must be ≥ 1",
+            ));
+        }
+        if self.sample.steps == Some(0)
+            || self
+                .sample
+                .steps
+                .is_some_and(|s| s > self.diffusion.timesteps())
+        {
+            return Err(ConfigError::invalid(
+                origin,
+                "sample.steps",
+                format!("must be in 1..={}", self.diffusion.timesteps()),
+            ));
+        }
         if self.sample.count == 0 {
             return Err(ConfigError::invalid(origin, "sample.count", "must be ≥ 1"));
         }
         Ok(())
+    }
+}
+
+impl ExperimentConfig {
+    /// The training loop's options.
+    pub fn train_options(&self) -> TrainOptions {
+        let t = &self.train;
+        TrainOptions {
+            steps: t.steps,
+            batch_size: t.batch_size,
+            grad_accum: t.grad_accum,
+            lr: t.lr,
+            lr_schedule: t.lr_schedule,
+            warmup_steps: t.warmup_steps,
+            optimizer: OptimizerSettings {
+                kind: t.optimizer,
+                beta1: t.betas[0],
+                beta2: t.betas[1],
+                epsilon: 1e-8,
+                weight_decay: t.weight_decay,
+            },
+            grad_clip: t.grad_clip,
+            ema: match t.ema_halflife_examples {
+                Some(examples) => EmaSchedule::HalfLife {
+                    examples,
+                    rampup_ratio: t.ema_rampup_ratio,
+                },
+                None => EmaSchedule::Decay(t.ema_decay),
+            },
+            loss_weighting: t.loss_weighting,
+            label_dropout: t
+                .label_dropout
+                .unwrap_or(if self.model.num_classes.is_some() {
+                    0.1
+                } else {
+                    0.0
+                }),
+            num_classes: self.model.num_classes,
+            seed: self.run.seed,
+        }
+    }
+
+    /// The config as TOML (written to run directories and checkpoints).
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serializes")
     }
 }
 

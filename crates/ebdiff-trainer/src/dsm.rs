@@ -17,10 +17,12 @@ pub struct NoisedBatch {
     pub cond: Conditioning,
 }
 
-/// Draws k ~ U{0..T−1} and ε ~ N(0, I) per example and forms x_t. `x0` is `[B, D]` row-major.
+/// Draws k ~ U{0..T−1} and ε ~ N(0, I) per example and forms x_t. `x0` is `[B, D]` row-major;
+/// `labels` (already with any null-label dropout applied) condition the model.
 pub fn noise_batch(
     x0: &[f32],
     dim: usize,
+    labels: Option<&[u32]>,
     schedule: &NoiseSchedule,
     rng: &mut StdRng,
     device: &Device,
@@ -41,13 +43,87 @@ pub fn noise_batch(
         }
     }
     let t: Vec<i64> = levels.iter().map(|&k| k as i64).collect();
+    let mut cond = Conditioning::new(Tensor::<1, Int>::from_data(TensorData::new(t, [b]), device))
+        .training(true);
+    if let Some(labels) = labels {
+        assert_eq!(labels.len(), b, "one label per example");
+        let y: Vec<i64> = labels.iter().map(|&y| y as i64).collect();
+        cond = cond.with_labels(Tensor::<1, Int>::from_data(TensorData::new(y, [b]), device));
+    }
     NoisedBatch {
         x_t: Tensor::from_data(TensorData::new(x_t, [b, dim]), device),
         eps: Tensor::from_data(TensorData::new(eps, [b, dim]), device),
-        cond: Conditioning::new(Tensor::<1, Int>::from_data(TensorData::new(t, [b]), device))
-            .training(true),
+        cond,
         levels,
     }
+}
+
+impl NoisedBatch {
+    /// Examples `start..end` (for gradient accumulation).
+    pub fn slice(&self, start: usize, end: usize) -> NoisedBatch {
+        if start == 0 && end == self.levels.len() {
+            return self.clone();
+        }
+        NoisedBatch {
+            x_t: self.x_t.clone().slice(start..end),
+            eps: self.eps.clone().slice(start..end),
+            levels: self.levels[start..end].to_vec(),
+            cond: Conditioning {
+                t: self.cond.t.clone().slice(start..end),
+                labels: self.cond.labels.clone().map(|l| l.slice(start..end)),
+                train: self.cond.train,
+            },
+        }
+    }
+}
+
+/// Per-level weight of the ε-loss.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum LossWeighting {
+    /// Plain ε-MSE (Ho et al.'s L_simple).
+    #[default]
+    Uniform,
+    /// Min-SNR-γ (Hang et al. 2023): w_k = min(SNR_k, γ)/SNR_k for ε-prediction, which stops
+    /// the easy low-noise levels from dominating.
+    MinSnr { gamma: f64 },
+}
+
+impl LossWeighting {
+    pub fn weight(&self, schedule: &NoiseSchedule, k: usize) -> f64 {
+        match *self {
+            LossWeighting::Uniform => 1.0,
+            LossWeighting::MinSnr { gamma } => {
+                let a = schedule.alpha_bar(k);
+                let snr = a / (1.0 - a);
+                snr.min(gamma) / snr
+            }
+        }
+    }
+}
+
+/// Weighted ε-loss: mean over examples of w_k · mean_d (ε̂ − ε)².
+pub fn dsm_loss_weighted(
+    model: &DiffusionModel,
+    batch: &NoisedBatch,
+    schedule: &NoiseSchedule,
+    weighting: LossWeighting,
+) -> Tensor<1> {
+    if weighting == LossWeighting::Uniform {
+        return dsm_loss(model, batch);
+    }
+    let b = batch.levels.len();
+    let w: Vec<f32> = batch
+        .levels
+        .iter()
+        .map(|&k| weighting.weight(schedule, k) as f32)
+        .collect();
+    let w = Tensor::<1>::from_data(TensorData::new(w, [b]), &batch.x_t.device());
+    let per_example = (model.eps(batch.x_t.clone(), &batch.cond) - batch.eps.clone())
+        .square()
+        .mean_dim(1)
+        .reshape([b]);
+    (per_example * w).mean()
 }
 
 /// Mean squared ε error. For an energy model ε̂ = ∇ₓE is itself built from differentiable VJPs,

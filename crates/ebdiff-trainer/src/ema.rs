@@ -5,11 +5,41 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 use ebdiff_model::DiffusionModel;
 
-/// θ_ema ← d·θ_ema + (1 − d)·θ.
+/// How fast the EMA forgets: a fixed decay per step, or EDM's half-life in training examples with
+/// an optional ramp-up (the half-life is capped at `rampup_ratio` × examples seen so far, so that
+/// early in training the EMA is not dominated by the random initialization).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EmaSchedule {
+    Decay(f64),
+    HalfLife {
+        examples: f64,
+        rampup_ratio: Option<f64>,
+    },
+}
+
+impl EmaSchedule {
+    /// Decay β for the update after `examples_seen` examples (this step's included).
+    pub fn beta(&self, batch_size: usize, examples_seen: u64) -> f64 {
+        match *self {
+            EmaSchedule::Decay(d) => d,
+            EmaSchedule::HalfLife {
+                examples,
+                rampup_ratio,
+            } => {
+                let mut half = examples;
+                if let Some(r) = rampup_ratio {
+                    half = half.min(examples_seen as f64 * r);
+                }
+                0.5f64.powf(batch_size as f64 / half.max(1e-8))
+            }
+        }
+    }
+}
+
+/// θ_ema ← β·θ_ema + (1 − β)·θ.
 #[derive(Debug, Clone)]
 pub struct Ema {
     pub model: DiffusionModel,
-    pub decay: f64,
     pub updates: u64,
 }
 
@@ -44,24 +74,23 @@ impl ModuleMapper for Blend {
 
 impl Ema {
     /// Starts the EMA at the current weights (copied to the non-autodiff device).
-    pub fn new(model: &DiffusionModel, decay: f64) -> Self {
-        assert!(
-            (0.0..1.0).contains(&decay),
-            "EMA decay must be in [0, 1), got {decay}"
-        );
+    pub fn new(model: &DiffusionModel) -> Self {
         Ema {
             model: model.valid(),
-            decay,
             updates: 0,
         }
     }
 
-    pub fn update(&mut self, live: &DiffusionModel) {
+    pub fn update(&mut self, live: &DiffusionModel, decay: f64) {
+        assert!(
+            (0.0..=1.0).contains(&decay),
+            "EMA decay must be in [0, 1], got {decay}"
+        );
         let mut collect = Collect(Vec::new());
         live.visit(&mut collect);
         let mut blend = Blend {
             live: collect.0.into_iter(),
-            decay: self.decay,
+            decay,
         };
         self.model = self.model.clone().map(&mut blend);
         self.updates += 1;

@@ -1,15 +1,22 @@
 //! One complete 2-D experiment: train on the toy, sample with the EMA weights, and score the
-//! samples against the exact target. `cargo xtask train` and the acceptance test share it.
+//! samples against the exact target. The acceptance test runs it in memory; `cargo xtask train`
+//! runs the same loop through a run directory (`run.rs`) and then [`evaluate_toy2d`].
 
 use crate::config::ExperimentConfig;
-use crate::train::{StepReport, TrainOptions, TrainOutcome, train_dsm};
-use burn::tensor::Device;
+use crate::train::{Control, StepReport, Toy2dSource, TrainState, train_dsm};
+use burn::tensor::{Device, Int, Tensor};
 use ebdiff_core::rng::stream;
 use ebdiff_eval::{LogDensityReport, log_density_gap};
+use ebdiff_model::DiffusionModel;
 use ebdiff_sampler::{AncestralOptions, sample_ancestral};
 
 pub struct Toy2dResult {
-    pub outcome: TrainOutcome,
+    pub state: TrainState,
+    pub losses: Vec<f64>,
+    pub eval: Toy2dEval,
+}
+
+pub struct Toy2dEval {
     /// EMA-model samples, flat `[n, 2]`.
     pub samples: Vec<f32>,
     /// As many exact samples of the target, flat `[n, 2]`.
@@ -17,51 +24,98 @@ pub struct Toy2dResult {
     pub report: LogDensityReport,
 }
 
-/// Runs the experiment on `device` (a plain device; training uses its autodiff twin).
-pub fn run_toy2d(
-    cfg: &ExperimentConfig,
-    device: &Device,
-    on_step: impl FnMut(StepReport),
-) -> Toy2dResult {
-    device.seed(cfg.run.seed);
-    let schedule = cfg.diffusion.build();
-    let model = cfg.model.init(schedule.len(), &device.clone().autodiff());
-    let mut target = cfg.data.build();
-    let opts = TrainOptions {
-        steps: cfg.train.steps,
-        batch_size: cfg.train.batch_size,
-        lr: cfg.train.lr,
-        lr_schedule: cfg.train.lr_schedule,
-        warmup_steps: cfg.train.warmup_steps,
-        ema_decay: cfg.train.ema_decay,
+/// The training data of a 2-D config.
+pub fn toy2d_source(cfg: &ExperimentConfig) -> Toy2dSource {
+    Toy2dSource {
+        toy: cfg.data.build(),
         seed: cfg.run.seed,
+    }
+}
+
+/// `n` samples from `model` by ancestral sampling as `[sample]` configures it (respaced to
+/// `sample.steps` levels when set; x̂₀ clipped to [−1, 1] for images). Flat `[n, dim]`.
+pub fn draw_samples(
+    cfg: &ExperimentConfig,
+    model: &DiffusionModel,
+    n: usize,
+    labels: Option<Vec<u32>>,
+    seed: u64,
+    device: &Device,
+) -> Vec<f32> {
+    let full = cfg.diffusion.build();
+    let schedule = match cfg.sample.steps {
+        Some(s) if s < full.len() => full
+            .respaced(&full.evenly_spaced_levels(s))
+            .expect("evenly spaced levels are valid"),
+        _ => full,
     };
-    let outcome = train_dsm(model, &schedule, &mut target, &opts, on_step);
-    let n = cfg.sample.count;
-    let samples = sample_ancestral(
-        &outcome.ema.model,
+    let is_image = cfg.model.data_shape.len() == 3;
+    let labels = labels.map(|l| {
+        let y: Vec<i64> = l.iter().map(|&y| y as i64).collect();
+        Tensor::<1, Int>::from_data(burn::tensor::TensorData::new(y, [n]), device)
+    });
+    sample_ancestral(
+        model,
         &schedule,
         n,
-        None,
+        labels,
         &AncestralOptions {
             variance: cfg.sample.variance,
-            clip_x0: None,
-            seed: cfg.run.seed,
+            clip_x0: is_image.then_some(1.0),
+            seed,
         },
         device,
         |_| {},
-    );
-    let samples: Vec<f32> = samples
-        .into_data()
-        .convert::<f32>()
-        .try_to_vec()
-        .expect("f32 samples");
+    )
+    .into_data()
+    .convert::<f32>()
+    .try_to_vec()
+    .expect("f32 samples")
+}
+
+/// Samples `sample.count` points from `ema` and scores them against the exact toy.
+pub fn evaluate_toy2d(cfg: &ExperimentConfig, ema: &DiffusionModel, device: &Device) -> Toy2dEval {
+    let n = cfg.sample.count;
+    let samples = draw_samples(cfg, ema, n, None, cfg.run.seed, device);
+    let target = cfg.data.build();
     let exact = target.sample(n, &mut stream(cfg.run.seed, "exact-reference"));
     let report = log_density_gap(&target, &samples, &exact);
-    Toy2dResult {
-        outcome,
+    Toy2dEval {
         samples,
         exact,
         report,
+    }
+}
+
+/// Trains in memory on `device` (its autodiff twin) and evaluates the EMA model.
+pub fn run_toy2d(
+    cfg: &ExperimentConfig,
+    device: &Device,
+    mut on_step: impl FnMut(&StepReport),
+) -> Toy2dResult {
+    device.seed(cfg.run.seed);
+    let schedule = cfg.diffusion.build();
+    let opts = cfg.train_options();
+    let model = cfg.model.init(schedule.len(), &device.clone().autodiff());
+    let mut losses = Vec::with_capacity(cfg.train.steps);
+    let (state, result) = train_dsm(
+        TrainState::new(model, &opts.optimizer),
+        &schedule,
+        &toy2d_source(cfg),
+        &opts,
+        |r, _| {
+            losses.push(r.loss);
+            on_step(r);
+            Control::Continue
+        },
+    );
+    if let Err(e) = result {
+        panic!("2-D training diverged: {e}");
+    }
+    let eval = evaluate_toy2d(cfg, &state.ema.model, device);
+    Toy2dResult {
+        state,
+        losses,
+        eval,
     }
 }

@@ -1,14 +1,26 @@
-//! Training by denoising score matching (method.md §1.3): a compact custom loop, because the
-//! energy loss differentiates an explicit input-VJP and the EMA must travel with the weights.
+//! Training by denoising score matching (method.md §1.3): a compact custom loop rather than
+//! burn-train's `Learner`, because the energy loss differentiates an explicit input-VJP, the EMA
+//! must travel with the weights, and exact resumption needs every random draw keyed by step.
 
+pub mod checkpoint;
 pub mod config;
 pub mod dsm;
 pub mod ema;
 pub mod experiment;
+pub mod optim;
+pub mod run;
 pub mod train;
 
+pub use checkpoint::{CheckpointError, latest_checkpoint, load_checkpoint, read_state};
 pub use config::ExperimentConfig;
-pub use dsm::{NoisedBatch, dsm_loss, noise_batch};
-pub use ema::Ema;
-pub use experiment::{Toy2dResult, run_toy2d};
-pub use train::{BatchSource, StepReport, TrainOptions, TrainOutcome, train_dsm};
+pub use dsm::{LossWeighting, NoisedBatch, dsm_loss, dsm_loss_weighted, noise_batch};
+pub use ema::{Ema, EmaSchedule};
+pub use experiment::{
+    Toy2dEval, Toy2dResult, draw_samples, evaluate_toy2d, run_toy2d, toy2d_source,
+};
+pub use optim::{GradNorms, OptimizerKind, OptimizerSettings};
+pub use run::{RunError, RunOptions, RunOutcome, train_run};
+pub use train::{
+    Batch, BatchSource, Control, NonFinite, StepReport, Toy2dSource, TrainOptions, TrainState,
+    train_dsm,
+};

@@ -1,27 +1,48 @@
-//! A compact DSM training loop: sample a batch, noise it, ε-loss, Adam step, EMA update.
+//! A compact DSM training loop: batch(step) → noise → ε-loss → gradients → finiteness check →
+//! global-norm clip → Adam(W) step → EMA update. Everything random is a pure function of
+//! (seed, step), so a run resumed from a checkpoint continues bit-for-bit.
 
-use crate::dsm::{dsm_loss, noise_batch};
-use crate::ema::Ema;
+use crate::dsm::{LossWeighting, dsm_loss_weighted, noise_batch};
+use crate::ema::{Ema, EmaSchedule};
+use crate::optim::{GradNorms, OptimizerSettings, clip_global_norm};
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::tensor::Device;
 use ebdiff_core::NoiseSchedule;
-use ebdiff_core::rng::stream;
+use ebdiff_core::rng::stream_at;
 use ebdiff_model::DiffusionModel;
-use rand::rngs::StdRng;
 use std::time::Instant;
 
-/// Where training examples come from. Returns `batch` examples, flat `[batch, dim]`.
-pub trait BatchSource {
-    fn dim(&self) -> usize;
-    fn next_batch(&mut self, batch: usize, rng: &mut StdRng) -> Vec<f32>;
+/// One training batch: `x` is `[B, dim]` row-major, `labels` one class per example.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    pub x: Vec<f32>,
+    pub labels: Option<Vec<u32>>,
 }
 
-impl BatchSource for ebdiff_data::Toy2d {
+/// Where training examples come from. `batch(step, size)` must be a pure function of its
+/// arguments (and the source's own seed): that is what makes resumption exact.
+pub trait BatchSource {
+    fn dim(&self) -> usize;
+    fn batch(&self, step: u64, size: usize) -> Batch;
+}
+
+/// The 2-D toys draw fresh exact samples at every step.
+pub struct Toy2dSource {
+    pub toy: ebdiff_data::Toy2d,
+    pub seed: u64,
+}
+
+impl BatchSource for Toy2dSource {
     fn dim(&self) -> usize {
         2
     }
-    fn next_batch(&mut self, batch: usize, rng: &mut StdRng) -> Vec<f32> {
-        self.sample(batch, rng)
+    fn batch(&self, step: u64, size: usize) -> Batch {
+        let mut rng = stream_at(self.seed, "train-data", step);
+        Batch {
+            x: self.toy.sample(size, &mut rng),
+            labels: None,
+        }
     }
 }
 
@@ -39,26 +60,22 @@ pub enum LrSchedule {
 pub struct TrainOptions {
     pub steps: usize,
     pub batch_size: usize,
+    /// Split each batch into this many micro-batches and sum their gradients (same update,
+    /// less memory).
+    pub grad_accum: usize,
     pub lr: f64,
     pub lr_schedule: LrSchedule,
     pub warmup_steps: usize,
-    pub ema_decay: f64,
+    pub optimizer: OptimizerSettings,
+    /// Clip the global gradient norm to this value.
+    pub grad_clip: Option<f64>,
+    pub ema: EmaSchedule,
+    pub loss_weighting: LossWeighting,
+    /// Probability of replacing a label by the null label (classifier-free guidance).
+    pub label_dropout: f64,
+    /// Classes of a class-conditional model (the null label is `num_classes`).
+    pub num_classes: Option<usize>,
     pub seed: u64,
-}
-
-/// Reported after every step.
-#[derive(Debug, Clone, Copy)]
-pub struct StepReport {
-    pub step: usize,
-    pub loss: f64,
-    pub lr: f64,
-    pub seconds: f64,
-}
-
-pub struct TrainOutcome {
-    pub model: DiffusionModel,
-    pub ema: Ema,
-    pub losses: Vec<f64>,
 }
 
 impl TrainOptions {
@@ -78,42 +95,185 @@ impl TrainOptions {
     }
 }
 
-/// Trains `model` (which must live on an autodiff device) and returns it with its EMA.
-pub fn train_dsm(
-    mut model: DiffusionModel,
-    schedule: &NoiseSchedule,
-    source: &mut impl BatchSource,
-    opts: &TrainOptions,
-    mut on_step: impl FnMut(StepReport),
-) -> TrainOutcome {
-    let device = model.devices()[0].clone();
-    assert!(
-        device.is_autodiff(),
-        "train_dsm needs the model on an autodiff device"
-    );
-    let mut optim = AdamConfig::new().init();
-    let mut ema = Ema::new(&model, opts.ema_decay);
-    let mut data_rng = stream(opts.seed, "train-data");
-    let mut noise_rng = stream(opts.seed, "train-noise");
-    let mut losses = Vec::with_capacity(opts.steps);
-    let start = Instant::now();
-    for step in 0..opts.steps {
-        let x0 = source.next_batch(opts.batch_size, &mut data_rng);
-        let batch = noise_batch(&x0, source.dim(), schedule, &mut noise_rng, &device);
-        let loss = dsm_loss(&model, &batch);
-        let grads = loss.backward();
-        let loss_value = loss.into_scalar::<f64>();
-        let grads = GradientsParams::from_grads(grads, &model);
-        let lr = opts.lr_at(step);
-        model = optim.step(lr, model, grads);
-        ema.update(&model);
-        losses.push(loss_value);
-        on_step(StepReport {
-            step,
-            loss: loss_value,
-            lr,
-            seconds: start.elapsed().as_secs_f64(),
-        });
+/// The whole mutable state of a run.
+pub struct TrainState {
+    /// Live weights, on an autodiff device.
+    pub model: DiffusionModel,
+    pub ema: Ema,
+    pub optim: ModuleOptimizer,
+    /// Optimizer steps completed.
+    pub step: u64,
+    pub examples_seen: u64,
+}
+
+impl TrainState {
+    pub fn new(model: DiffusionModel, optimizer: &OptimizerSettings) -> Self {
+        assert!(
+            model.devices()[0].is_autodiff(),
+            "training needs the model on an autodiff device"
+        );
+        TrainState {
+            ema: Ema::new(&model),
+            model,
+            optim: optimizer.init(),
+            step: 0,
+            examples_seen: 0,
+        }
     }
-    TrainOutcome { model, ema, losses }
+}
+
+/// Reported after every step.
+#[derive(Debug, Clone)]
+pub struct StepReport {
+    /// 1-based: steps completed.
+    pub step: u64,
+    pub loss: f64,
+    pub lr: f64,
+    pub grad_norm: f64,
+    pub ema_beta: f64,
+    /// Seconds since this call of `train_dsm` started.
+    pub seconds: f64,
+}
+
+/// Why a step could not be taken.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NonFinite {
+    /// The 1-based step that failed (its update was not applied).
+    pub step: u64,
+    pub loss: f64,
+    /// The loss, or the first parameter whose gradient is not finite.
+    pub tensor: String,
+}
+
+impl std::fmt::Display for NonFinite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "step {}: non-finite {} (loss = {}); the update was not applied",
+            self.step, self.tensor, self.loss
+        )
+    }
+}
+
+/// What the per-step callback tells the loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    Continue,
+    Stop,
+}
+
+/// Trains until `opts.steps` steps are done, the callback returns [`Control::Stop`] or a step
+/// goes non-finite. The state is returned in every case (on error: as of the last good step).
+pub fn train_dsm(
+    mut state: TrainState,
+    schedule: &NoiseSchedule,
+    source: &impl BatchSource,
+    opts: &TrainOptions,
+    mut on_step: impl FnMut(&StepReport, &TrainState) -> Control,
+) -> (TrainState, Result<(), NonFinite>) {
+    let device = state.model.devices()[0].clone();
+    let start = Instant::now();
+    let accum = opts.grad_accum.max(1);
+    while (state.step as usize) < opts.steps {
+        let step = state.step;
+        match train_step(&state, step, schedule, source, opts, accum, &device) {
+            Err(e) => return (state, Err(e)),
+            Ok((mut grads, loss)) => {
+                let norms = GradNorms::compute(&state.model, &grads);
+                if let Some(bad) = norms.first_non_finite() {
+                    let err = NonFinite {
+                        step: step + 1,
+                        loss,
+                        tensor: format!("gradient of {bad}"),
+                    };
+                    return (state, Err(err));
+                }
+                if let Some(max) = opts.grad_clip {
+                    clip_global_norm(&state.model, &mut grads, norms.global, max);
+                }
+                let lr = opts.lr_at(step as usize);
+                state.model = state.optim.step(lr, state.model, grads);
+                state.step += 1;
+                state.examples_seen += opts.batch_size as u64;
+                let beta = opts.ema.beta(opts.batch_size, state.examples_seen);
+                state.ema.update(&state.model, beta);
+                let report = StepReport {
+                    step: state.step,
+                    loss,
+                    lr,
+                    grad_norm: norms.global,
+                    ema_beta: beta,
+                    seconds: start.elapsed().as_secs_f64(),
+                };
+                if on_step(&report, &state) == Control::Stop {
+                    break;
+                }
+            }
+        }
+    }
+    (state, Ok(()))
+}
+
+/// Loss and summed gradients of one step (over its micro-batches).
+fn train_step(
+    state: &TrainState,
+    step: u64,
+    schedule: &NoiseSchedule,
+    source: &impl BatchSource,
+    opts: &TrainOptions,
+    accum: usize,
+    device: &Device,
+) -> Result<(GradientsParams, f64), NonFinite> {
+    // Dropout masks come from the backend RNG: reseed it per step for exact resumption.
+    device.seed(stream_seed(opts.seed, step));
+    let batch = source.batch(step, opts.batch_size);
+    let dim = source.dim();
+    let mut rng = stream_at(opts.seed, "train-noise", step);
+    let labels = batch.labels.as_ref().map(|l| {
+        l.iter()
+            .map(|&y| {
+                let null = opts.num_classes.unwrap_or(0) as u32;
+                if opts.label_dropout > 0.0
+                    && rand::Rng::random::<f64>(&mut rng) < opts.label_dropout
+                {
+                    null
+                } else {
+                    y
+                }
+            })
+            .collect::<Vec<u32>>()
+    });
+    let noised = noise_batch(&batch.x, dim, labels.as_deref(), schedule, &mut rng, device);
+    let b = opts.batch_size;
+    let micro = b.div_ceil(accum);
+    let mut acc = GradientsAccumulator::<DiffusionModel>::new();
+    let mut loss_sum = 0.0;
+    let mut start = 0;
+    while start < b {
+        let end = (start + micro).min(b);
+        let part = noised.slice(start, end);
+        // Each micro-batch's mean loss, weighted by its share: the sum is the full-batch mean.
+        let loss = dsm_loss_weighted(&state.model, &part, schedule, opts.loss_weighting)
+            .mul_scalar((end - start) as f64 / b as f64);
+        let grads = loss.backward();
+        let value = loss.into_scalar::<f64>();
+        if !value.is_finite() {
+            return Err(NonFinite {
+                step: step + 1,
+                loss: value,
+                tensor: "loss".into(),
+            });
+        }
+        loss_sum += value;
+        acc.accumulate(
+            &state.model,
+            GradientsParams::from_grads(grads, &state.model),
+        );
+        start = end;
+    }
+    Ok((acc.grads(), loss_sum))
+}
+
+fn stream_seed(seed: u64, step: u64) -> u64 {
+    rand::Rng::random(&mut stream_at(seed, "train-dropout", step))
 }

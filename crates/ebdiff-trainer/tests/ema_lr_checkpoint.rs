@@ -6,7 +6,7 @@ use ebdiff_core::rng::stream;
 use ebdiff_model::ModelConfig;
 use ebdiff_model::gradcheck::{perturb_parameters, randn, random_conditioning, to_vec};
 use ebdiff_trainer::train::LrSchedule;
-use ebdiff_trainer::{Ema, TrainOptions};
+use ebdiff_trainer::{Ema, EmaSchedule, ExperimentConfig, TrainOptions};
 
 fn tiny_mlp() -> ModelConfig {
     ebdiff_core::parse_toml(
@@ -22,6 +22,51 @@ emb_dim = 4
         "tiny",
     )
     .unwrap()
+}
+
+fn tiny_experiment() -> ExperimentConfig {
+    ExperimentConfig::parse(
+        r#"
+[run]
+name = "t"
+[data]
+kind = "ring"
+[diffusion]
+kind = "cosine"
+timesteps = 10
+[model]
+parameterization = "energy"
+data_shape = [2]
+[model.backbone]
+kind = "mlp2d"
+hidden = 8
+blocks = 1
+emb_dim = 4
+[train]
+steps = 10
+batch_size = 4
+"#,
+        "tiny",
+    )
+    .unwrap()
+}
+
+#[test]
+fn ema_half_life_halves_after_the_half_life_and_ramps_up() {
+    let s = EmaSchedule::HalfLife {
+        examples: 1000.0,
+        rampup_ratio: None,
+    };
+    // Ten steps of 100 examples = one half-life: β¹⁰ = ½.
+    assert!((s.beta(100, 10_000).powi(10) - 0.5).abs() < 1e-12);
+    let ramped = EmaSchedule::HalfLife {
+        examples: 1000.0,
+        rampup_ratio: Some(0.1),
+    };
+    // After 2000 examples the ramp caps the half-life at 200 examples.
+    assert!((ramped.beta(100, 2000) - 0.5f64.powf(0.5)).abs() < 1e-12);
+    assert_eq!(ramped.beta(100, 1_000_000), s.beta(100, 1_000_000));
+    assert_eq!(EmaSchedule::Decay(0.99).beta(7, 3), 0.99);
 }
 
 struct Flatten(Vec<f64>);
@@ -42,14 +87,14 @@ fn ema_update_blends_every_parameter() {
     let device = Device::flex().autodiff();
     let mut rng = stream(1, "ema");
     let model = tiny_mlp().init(10, &device);
-    let mut ema = Ema::new(&model, 0.9);
+    let mut ema = Ema::new(&model);
     let moved = perturb_parameters(model, 0.3, &mut rng);
     let (before, live) = (flat(&ema.model), flat(&moved));
     assert!(
         before.iter().zip(&live).any(|(a, b)| (a - b).abs() > 1e-3),
         "perturbation did nothing"
     );
-    ema.update(&moved);
+    ema.update(&moved, 0.9);
     let after = flat(&ema.model);
     assert_eq!(after.len(), live.len());
     for ((a, b), e) in before.iter().zip(&live).zip(&after) {
@@ -69,12 +114,10 @@ fn ema_update_blends_every_parameter() {
 fn learning_rate_warms_up_then_follows_a_half_cosine() {
     let opts = TrainOptions {
         steps: 110,
-        batch_size: 1,
         lr: 1.0,
         lr_schedule: LrSchedule::Cosine,
         warmup_steps: 10,
-        ema_decay: 0.0,
-        seed: 0,
+        ..tiny_experiment().train_options()
     };
     assert!((opts.lr_at(0) - 0.1).abs() < 1e-12 && (opts.lr_at(9) - 1.0).abs() < 1e-12);
     assert!((opts.lr_at(10) - 1.0).abs() < 1e-12);

@@ -12,19 +12,19 @@ fn default_toy2d_energy_model_matches_the_ring_within_0_3_nats() {
     let cfg = ExperimentConfig::load(&path).expect("configs/toy2d.toml");
     assert!(cfg.model.parameterization == ebdiff_model::ParameterizationKind::Energy);
     let result = run_toy2d(&cfg, &Device::flex(), |_| {});
-    let losses = &result.outcome.losses;
+    let losses = &result.losses;
     let early: f64 = losses[..50].iter().sum::<f64>() / 50.0;
     let late: f64 = losses[losses.len() - 50..].iter().sum::<f64>() / 50.0;
     eprintln!(
         "loss {early:.4} → {late:.4}; mean log-density model {:.4}, exact {:.4}, gap {:.4}",
-        result.report.model,
-        result.report.exact,
-        result.report.gap()
+        result.eval.report.model,
+        result.eval.report.exact,
+        result.eval.report.gap()
     );
     assert!(late < early, "training did not reduce the loss");
     assert!(
-        result.report.gap() <= 0.3,
+        result.eval.report.gap() <= 0.3,
         "gap {:.4} nats > 0.3",
-        result.report.gap()
+        result.eval.report.gap()
     );
 }

@@ -1,0 +1,344 @@
+//! Checkpoints: everything needed to continue a run exactly.
+//!
+//! `checkpoints/step-00001000/` holds `model.bpk` (live weights), `ema.bpk`, `optim.bpk` (Adam
+//! moments) and `state.json` (step, examples seen, seed, the run's config, sha256 of every file).
+//! Data order and noise are pure functions of (seed, step) (`ebdiff_core::rng::stream_at`), so the
+//! step *is* the RNG state. A checkpoint is written into a temporary directory and renamed into
+//! place, so a crash mid-write never leaves a half checkpoint under a real name.
+
+use burn::module::Module;
+use burn::optim::ModuleOptimizer;
+use burn::tensor::Device;
+use ebdiff_model::{DiffusionModel, ModelConfig};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+const FORMAT: u32 = 1;
+const FILES: [&str; 3] = ["model.bpk", "ema.bpk", "optim.bpk"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileDigest {
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckpointState {
+    pub format: u32,
+    /// Optimizer steps completed.
+    pub step: u64,
+    pub examples_seen: u64,
+    pub ema_updates: u64,
+    pub seed: u64,
+    /// The experiment config (TOML) the run was started with.
+    pub config: String,
+    pub git_revision: Option<String>,
+    pub files: BTreeMap<String, FileDigest>,
+}
+
+#[derive(Debug)]
+pub enum CheckpointError {
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    Corrupt {
+        path: PathBuf,
+        problem: String,
+    },
+    Mismatch {
+        dir: PathBuf,
+        differences: Vec<String>,
+    },
+    NotFound {
+        run_dir: PathBuf,
+    },
+}
+
+impl fmt::Display for CheckpointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CheckpointError::Io { path, error } => write!(f, "{}: {error}", path.display()),
+            CheckpointError::Corrupt { path, problem } => write!(
+                f,
+                "corrupt checkpoint file {}: {problem}. Delete this checkpoint directory to resume \
+                 from the previous one.",
+                path.display()
+            ),
+            CheckpointError::Mismatch { dir, differences } => write!(
+                f,
+                "checkpoint {} was written by a different experiment; it differs in:\n  {}\n\
+                 Resume with the config stored in the run directory, or start a new run \
+                 (another --out).",
+                dir.display(),
+                differences.join("\n  ")
+            ),
+            CheckpointError::NotFound { run_dir } => write!(
+                f,
+                "--resume: no checkpoint under {}/checkpoints. Start without --resume.",
+                run_dir.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CheckpointError {}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
+    move |error| CheckpointError::Io {
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
+fn digest(path: &Path) -> Result<FileDigest, CheckpointError> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    Ok(FileDigest {
+        bytes: bytes.len() as u64,
+        sha256: Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    })
+}
+
+pub fn checkpoint_dir(run_dir: &Path, step: u64) -> PathBuf {
+    run_dir.join("checkpoints").join(format!("step-{step:08}"))
+}
+
+/// What a checkpoint holds besides the three weight files.
+pub struct CheckpointMeta<'a> {
+    pub step: u64,
+    pub examples_seen: u64,
+    pub ema_updates: u64,
+    pub seed: u64,
+    pub config: &'a str,
+    pub git_revision: Option<String>,
+}
+
+/// Writes a checkpoint atomically and keeps only the newest `keep` (≥ 1).
+pub fn write_checkpoint(
+    run_dir: &Path,
+    meta: CheckpointMeta,
+    model: &DiffusionModel,
+    ema: &DiffusionModel,
+    optim: &ModuleOptimizer,
+    keep: usize,
+) -> Result<PathBuf, CheckpointError> {
+    let root = run_dir.join("checkpoints");
+    std::fs::create_dir_all(&root).map_err(io(&root))?;
+    let final_dir = checkpoint_dir(run_dir, meta.step);
+    let tmp = root.join(format!(".tmp-step-{:08}-{}", meta.step, std::process::id()));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+    let save_err = |path: PathBuf| {
+        move |e: burn::store::RecordError| CheckpointError::Io {
+            error: std::io::Error::other(format!("{e:?}")),
+            path,
+        }
+    };
+    let p = tmp.join("model.bpk");
+    model.valid().save_file(&p).map_err(save_err(p.clone()))?;
+    let p = tmp.join("ema.bpk");
+    ema.clone().save_file(&p).map_err(save_err(p.clone()))?;
+    let p = tmp.join("optim.bpk");
+    optim.save(&p).map_err(save_err(p.clone()))?;
+    let mut files = BTreeMap::new();
+    for name in FILES {
+        files.insert(name.to_string(), digest(&tmp.join(name))?);
+    }
+    let state = CheckpointState {
+        format: FORMAT,
+        step: meta.step,
+        examples_seen: meta.examples_seen,
+        ema_updates: meta.ema_updates,
+        seed: meta.seed,
+        config: meta.config.to_string(),
+        git_revision: meta.git_revision,
+        files,
+    };
+    let p = tmp.join("state.json");
+    std::fs::write(&p, serde_json::to_string_pretty(&state).expect("json")).map_err(io(&p))?;
+    if final_dir.exists() {
+        std::fs::remove_dir_all(&final_dir).map_err(io(&final_dir))?;
+    }
+    std::fs::rename(&tmp, &final_dir).map_err(io(&final_dir))?;
+    prune(run_dir, keep.max(1))?;
+    Ok(final_dir)
+}
+
+/// Finished checkpoints of a run, oldest first.
+pub fn list_checkpoints(run_dir: &Path) -> Vec<(u64, PathBuf)> {
+    let root = run_dir.join("checkpoints");
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(u64, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let step = name.strip_prefix("step-")?.parse().ok()?;
+            Some((step, e.path()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+pub fn latest_checkpoint(run_dir: &Path) -> Option<PathBuf> {
+    list_checkpoints(run_dir).pop().map(|(_, p)| p)
+}
+
+fn prune(run_dir: &Path, keep: usize) -> Result<(), CheckpointError> {
+    let all = list_checkpoints(run_dir);
+    for (_, dir) in all.iter().take(all.len().saturating_sub(keep)) {
+        std::fs::remove_dir_all(dir).map_err(io(dir))?;
+    }
+    Ok(())
+}
+
+/// Reads `state.json` and verifies every file's size and sha256.
+pub fn read_state(dir: &Path) -> Result<CheckpointState, CheckpointError> {
+    let p = dir.join("state.json");
+    let text = std::fs::read_to_string(&p).map_err(io(&p))?;
+    let state: CheckpointState =
+        serde_json::from_str(&text).map_err(|e| CheckpointError::Corrupt {
+            path: p.clone(),
+            problem: format!("unreadable state: {e}"),
+        })?;
+    if state.format != FORMAT {
+        return Err(CheckpointError::Corrupt {
+            path: p,
+            problem: format!(
+                "format {} but this ebdiff reads format {FORMAT}",
+                state.format
+            ),
+        });
+    }
+    for name in FILES {
+        let path = dir.join(name);
+        let expected = state
+            .files
+            .get(name)
+            .ok_or_else(|| CheckpointError::Corrupt {
+                path: p.clone(),
+                problem: format!("no digest recorded for {name}"),
+            })?;
+        if !path.exists() {
+            return Err(CheckpointError::Corrupt {
+                path,
+                problem: "file is missing".into(),
+            });
+        }
+        let got = digest(&path)?;
+        if got.bytes != expected.bytes {
+            return Err(CheckpointError::Corrupt {
+                path,
+                problem: format!(
+                    "{} bytes, but {} were written (truncated or overwritten)",
+                    got.bytes, expected.bytes
+                ),
+            });
+        }
+        if got.sha256 != expected.sha256 {
+            return Err(CheckpointError::Corrupt {
+                path,
+                problem: format!(
+                    "sha256 {} does not match the recorded {}",
+                    got.sha256, expected.sha256
+                ),
+            });
+        }
+    }
+    Ok(state)
+}
+
+/// Weights and optimizer state restored from a verified checkpoint.
+pub struct Restored {
+    pub state: CheckpointState,
+    pub model: DiffusionModel,
+    pub ema: DiffusionModel,
+    pub optim: ModuleOptimizer,
+}
+
+/// Loads a checkpoint into freshly initialized modules of `model_cfg` (the live model on
+/// `device`'s autodiff twin). `optim` is a new optimizer of the right kind.
+pub fn load_checkpoint(
+    dir: &Path,
+    model_cfg: &ModelConfig,
+    timesteps: usize,
+    device: &Device,
+    optim: ModuleOptimizer,
+) -> Result<Restored, CheckpointError> {
+    let state = read_state(dir)?;
+    let corrupt = |name: &str| {
+        let path = dir.join(name);
+        move |e: burn::store::RecordError| CheckpointError::Corrupt {
+            path,
+            problem: format!("does not fit the configured model: {e:?}"),
+        }
+    };
+    let model = model_cfg
+        .init(timesteps, &device.clone().autodiff())
+        .try_load_file(dir.join("model.bpk"))
+        .map_err(corrupt("model.bpk"))?;
+    let ema = model_cfg
+        .init(timesteps, device)
+        .try_load_file(dir.join("ema.bpk"))
+        .map_err(corrupt("ema.bpk"))?;
+    let optim = optim
+        .load(dir.join("optim.bpk"))
+        .map_err(corrupt("optim.bpk"))?;
+    Ok(Restored {
+        state,
+        model,
+        ema,
+        optim,
+    })
+}
+
+/// Keys (dotted paths) whose values differ between two TOML documents, skipping keys under
+/// `allowed` prefixes (settings a resumed run may change, e.g. `train.steps`).
+pub fn config_differences(saved: &str, current: &str, allowed: &[&str]) -> Vec<String> {
+    fn flatten(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    flatten(&key, v, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+    let parse = |s: &str| {
+        s.parse::<toml::Value>()
+            .unwrap_or(toml::Value::Table(Default::default()))
+    };
+    let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
+    flatten("", &parse(saved), &mut a);
+    flatten("", &parse(current), &mut b);
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    keys.into_iter()
+        .filter(|k| !allowed.iter().any(|p| k.starts_with(p)))
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| {
+            format!(
+                "{k}: checkpoint {} vs now {}",
+                a.get(k).map_or("(unset)", |s| s.as_str()),
+                b.get(k).map_or("(unset)", |s| s.as_str())
+            )
+        })
+        .collect()
+}

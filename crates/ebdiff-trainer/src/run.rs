@@ -1,0 +1,334 @@
+//! A training run on disk: the run directory, checkpoints, resumption, metrics and snapshots.
+//!
+//! runs/NAME/
+//!   config.toml          the experiment as run (every key, defaults filled in)
+//!   run.json             git revision, start time, resumptions
+//!   metrics.jsonl        one line per `log_every` steps: step, loss, lr, grad norm, ex/s
+//!   checkpoints/step-N/  model, EMA, optimizer, state (see `checkpoint.rs`)
+//!   samples/step-N.png   sample grids (images) or scatter plots (2-D) with fixed seeds
+//!   failure.json         only if a step went non-finite: which step and tensor
+
+use crate::checkpoint::{
+    CheckpointError, CheckpointMeta, config_differences, latest_checkpoint, list_checkpoints,
+    load_checkpoint, read_state, write_checkpoint,
+};
+use crate::config::ExperimentConfig;
+use crate::ema::Ema;
+use crate::train::{BatchSource, Control, NonFinite, StepReport, TrainState, train_dsm};
+use burn::tensor::Device;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Settings a resumed run may change; anything else must match the checkpoint.
+pub const RESUMABLE_CHANGES: [&str; 9] = [
+    "train.steps",
+    "train.log_every",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "train.sample_every",
+    "train.lr",
+    "train.lr_schedule",
+    "train.grad_clip",
+    "sample.",
+];
+
+pub struct RunOptions {
+    pub out: PathBuf,
+    /// Continue from the newest checkpoint in `out`.
+    pub resume: bool,
+    /// Set (e.g. by Ctrl-C) to stop after the current step with a checkpoint.
+    pub stop: Arc<AtomicBool>,
+}
+
+#[derive(Debug)]
+pub enum RunError {
+    Io(PathBuf, std::io::Error),
+    Checkpoint(CheckpointError),
+    /// Training diverged; `checkpoint` holds the last good state.
+    NonFinite {
+        failure: NonFinite,
+        checkpoint: Option<PathBuf>,
+        report: PathBuf,
+    },
+    /// `out` already holds a run and `--resume` was not given.
+    Exists(PathBuf),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Io(p, e) => write!(f, "{}: {e}", p.display()),
+            RunError::Checkpoint(e) => write!(f, "{e}"),
+            RunError::NonFinite {
+                failure,
+                checkpoint,
+                report,
+            } => {
+                write!(
+                    f,
+                    "training diverged at {failure} (details: {})",
+                    report.display()
+                )?;
+                if let Some(c) = checkpoint {
+                    write!(
+                        f,
+                        ". The last good state is {}; lower train.lr or set train.grad_clip, \
+                         then continue with --resume",
+                        c.display()
+                    )?;
+                }
+                Ok(())
+            }
+            RunError::Exists(p) => write!(
+                f,
+                "{} already holds a run with checkpoints: pass --resume to continue it, or \
+                 --out DIR to start a new one",
+                p.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+impl From<CheckpointError> for RunError {
+    fn from(e: CheckpointError) -> Self {
+        RunError::Checkpoint(e)
+    }
+}
+
+fn io(p: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |e| RunError::Io(p.to_path_buf(), e)
+}
+
+pub struct RunOutcome {
+    pub state: TrainState,
+    /// Per-step losses of this invocation (steps `first_step..`).
+    pub losses: Vec<f64>,
+    pub first_step: u64,
+    pub interrupted: bool,
+    pub checkpoint: PathBuf,
+}
+
+/// `git rev-parse HEAD` (+ "-dirty"), when run inside a git checkout.
+pub fn git_revision() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let rev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let dirty = std::process::Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .output()
+        .ok()
+        .is_some_and(|o| !o.stdout.is_empty());
+    Some(if dirty { format!("{rev}-dirty") } else { rev })
+}
+
+/// Trains `cfg` in the run directory `opts.out`. `on_step` sees every step (progress bars);
+/// `snapshot(state, step)` is called every `train.sample_every` steps and at the end (sample
+/// grids).
+pub fn train_run(
+    cfg: &ExperimentConfig,
+    source: &impl BatchSource,
+    device: &Device,
+    opts: &RunOptions,
+    mut on_step: impl FnMut(&StepReport),
+    mut snapshot: impl FnMut(&TrainState),
+) -> Result<RunOutcome, RunError> {
+    let out = &opts.out;
+    std::fs::create_dir_all(out).map_err(io(out))?;
+    let config_text = cfg.to_toml();
+    let train_opts = cfg.train_options();
+    let schedule = cfg.diffusion.build();
+    let git = git_revision();
+
+    let state = if opts.resume {
+        let dir = latest_checkpoint(out).ok_or_else(|| CheckpointError::NotFound {
+            run_dir: out.clone(),
+        })?;
+        // Compare configs first: "hidden 16 vs 32" says more than a tensor-shape error.
+        let saved = read_state(&dir)?;
+        let differences = config_differences(&saved.config, &config_text, &RESUMABLE_CHANGES);
+        if !differences.is_empty() {
+            return Err(CheckpointError::Mismatch { dir, differences }.into());
+        }
+        let restored = load_checkpoint(
+            &dir,
+            &cfg.model,
+            schedule.len(),
+            device,
+            train_opts.optimizer.init(),
+        )?;
+        tracing::info!(checkpoint = %dir.display(), step = restored.state.step, "resuming");
+        TrainState {
+            model: restored.model,
+            ema: Ema {
+                model: restored.ema,
+                updates: restored.state.ema_updates,
+            },
+            optim: restored.optim,
+            step: restored.state.step,
+            examples_seen: restored.state.examples_seen,
+        }
+    } else {
+        if !list_checkpoints(out).is_empty() {
+            return Err(RunError::Exists(out.clone()));
+        }
+        device.seed(cfg.run.seed);
+        let model = cfg.model.init(schedule.len(), &device.clone().autodiff());
+        TrainState::new(model, &train_opts.optimizer)
+    };
+    let first_step = state.step;
+
+    let p = out.join("config.toml");
+    std::fs::write(&p, &config_text).map_err(io(&p))?;
+    append_run_log(out, &git, first_step)?;
+    // Metrics of steps after the checkpoint belong to the lost future: drop them.
+    let metrics_path = out.join("metrics.jsonl");
+    keep_metrics_up_to(&metrics_path, first_step)?;
+    let mut metrics = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&metrics_path)
+        .map_err(io(&metrics_path))?;
+
+    let save = |state: &TrainState| -> Result<PathBuf, RunError> {
+        Ok(write_checkpoint(
+            out,
+            CheckpointMeta {
+                step: state.step,
+                examples_seen: state.examples_seen,
+                ema_updates: state.ema.updates,
+                seed: cfg.run.seed,
+                config: &config_text,
+                git_revision: git.clone(),
+            },
+            &state.model,
+            &state.ema.model,
+            &state.optim,
+            cfg.train.keep_checkpoints,
+        )?)
+    };
+
+    let log_every = cfg.train.log_every.max(1) as u64;
+    let (ckpt_every, sample_every) = (
+        cfg.train.checkpoint_every as u64,
+        cfg.train.sample_every as u64,
+    );
+    let mut losses = Vec::new();
+    let mut window = (0.0, 0usize, 0.0f64);
+    let mut last_ckpt = first_step;
+    let mut hook_error = None;
+    let mut interrupted = false;
+    let mut last_seconds = 0.0;
+    let (state, result) = train_dsm(state, &schedule, source, &train_opts, |r, state| {
+        losses.push(r.loss);
+        on_step(r);
+        window = (window.0 + r.loss, window.1 + 1, window.2.max(r.grad_norm));
+        if r.step % log_every == 0 || r.step as usize == cfg.train.steps {
+            let rate = window.1 as f64 * cfg.train.batch_size as f64
+                / (r.seconds - last_seconds).max(1e-9);
+            last_seconds = r.seconds;
+            let line = serde_json::json!({
+                "step": r.step, "loss": window.0 / window.1 as f64, "lr": r.lr,
+                "grad_norm_max": window.2, "ema_beta": r.ema_beta,
+                "examples_per_s": rate, "seconds": r.seconds,
+            });
+            window = (0.0, 0, 0.0);
+            if let Err(e) = writeln!(metrics, "{line}") {
+                hook_error = Some(RunError::Io(metrics_path.clone(), e));
+                return Control::Stop;
+            }
+        }
+        if ckpt_every > 0 && r.step % ckpt_every == 0 {
+            match save(state) {
+                Ok(_) => last_ckpt = r.step,
+                Err(e) => {
+                    hook_error = Some(e);
+                    return Control::Stop;
+                }
+            }
+        }
+        if sample_every > 0 && r.step % sample_every == 0 {
+            snapshot(state);
+        }
+        if opts.stop.load(Ordering::SeqCst) {
+            interrupted = true;
+            return Control::Stop;
+        }
+        Control::Continue
+    });
+    drop(metrics);
+    if let Some(e) = hook_error {
+        return Err(e);
+    }
+    // Checkpoint the final (or last good) state unless that step was just written.
+    let checkpoint = if state.step != last_ckpt || list_checkpoints(out).is_empty() {
+        Some(save(&state)?)
+    } else {
+        latest_checkpoint(out)
+    };
+    if let Err(failure) = result {
+        let report = out.join("failure.json");
+        let text = serde_json::json!({
+            "step": failure.step, "loss": failure.loss, "tensor": failure.tensor,
+            "last_good_checkpoint": checkpoint.as_ref().map(|p| p.display().to_string()),
+        });
+        std::fs::write(&report, serde_json::to_string_pretty(&text).expect("json"))
+            .map_err(io(&report))?;
+        return Err(RunError::NonFinite {
+            failure,
+            checkpoint,
+            report,
+        });
+    }
+    if !interrupted && (sample_every == 0 || state.step % sample_every != 0) {
+        snapshot(&state);
+    }
+    Ok(RunOutcome {
+        checkpoint: checkpoint.expect("a checkpoint was written"),
+        state,
+        losses,
+        first_step,
+        interrupted,
+    })
+}
+
+fn append_run_log(out: &Path, git: &Option<String>, step: u64) -> Result<(), RunError> {
+    let p = out.join("run.json");
+    let mut log: Vec<serde_json::Value> = std::fs::read_to_string(&p)
+        .ok()
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    log.push(serde_json::json!({
+        "started_unix": now, "from_step": step, "git_revision": git,
+        "ebdiff_version": env!("CARGO_PKG_VERSION"),
+    }));
+    std::fs::write(&p, serde_json::to_string_pretty(&log).expect("json")).map_err(io(&p))
+}
+
+fn keep_metrics_up_to(path: &Path, step: u64) -> Result<(), RunError> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: String = text
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v["step"].as_u64())
+                .is_some_and(|s| s <= step)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(path, kept).map_err(io(path))
+}
