@@ -1,7 +1,8 @@
 //! Data for ebdiff. The 2-D toys have exact samplers and exact log-densities, so that sample
 //! quality can be measured against the truth; `target2d` composes them into the exact targets of
-//! the paper's product, mixture and negation demos.
+//! the paper's product, mixture and negation demos. `image` loads and batches the image datasets.
 
+pub mod image;
 pub mod target2d;
 pub mod toy2d;
 

@@ -1,0 +1,4 @@
+//! Image datasets (work in progress on this branch).
+
+pub mod error;
+pub mod dataset;
