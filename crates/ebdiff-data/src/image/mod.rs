@@ -3,3 +3,5 @@
 pub mod error;
 pub mod dataset;
 pub mod idx;
+mod pickle;
+pub mod cifar10;
