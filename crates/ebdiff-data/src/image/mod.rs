@@ -5,3 +5,4 @@ pub mod dataset;
 pub mod idx;
 mod pickle;
 pub mod cifar10;
+pub mod download;
