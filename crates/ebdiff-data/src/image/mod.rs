@@ -6,3 +6,4 @@ pub mod idx;
 mod pickle;
 pub mod cifar10;
 pub mod download;
+pub mod folder;
