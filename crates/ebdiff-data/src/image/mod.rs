@@ -7,3 +7,5 @@ mod pickle;
 pub mod cifar10;
 pub mod download;
 pub mod folder;
+mod seeding;
+pub mod shapes;
