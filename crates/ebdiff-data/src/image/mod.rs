@@ -9,3 +9,4 @@ pub mod download;
 pub mod folder;
 mod seeding;
 pub mod shapes;
+pub mod loader;
