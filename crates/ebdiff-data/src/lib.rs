@@ -6,6 +6,10 @@ pub mod image;
 pub mod target2d;
 pub mod toy2d;
 
+pub use crate::image::{
+    DataError, ImageBatch, ImageDataConfig, ImageDataset, ImageLoader, LoaderOptions, Remote,
+    ShapesConfig, Split,
+};
 pub use target2d::{Composition2d, ExactTarget2d};
 pub use toy2d::{BACKGROUND_HALF_WIDTH, Toy2d, Toy2dConfig};
 
