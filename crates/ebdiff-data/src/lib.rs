@@ -1,10 +1,15 @@
 //! Data for ebdiff. The 2-D toys have exact samplers and exact log-densities, so that sample
 //! quality can be measured against the truth; `target2d` composes them into the exact targets of
-//! the paper's product, mixture and negation demos.
+//! the paper's product, mixture and negation demos. `image` loads and batches the image datasets.
 
+pub mod image;
 pub mod target2d;
 pub mod toy2d;
 
+pub use crate::image::{
+    DataError, ImageBatch, ImageDataConfig, ImageDataset, ImageLoader, LoaderOptions, Remote,
+    ShapesConfig, Split,
+};
 pub use target2d::{Composition2d, ExactTarget2d};
 pub use toy2d::{BACKGROUND_HALF_WIDTH, Toy2d, Toy2dConfig};
 
