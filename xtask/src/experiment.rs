@@ -155,7 +155,7 @@ pub fn compose2d(args: Compose2dArgs, backend: BackendKind) -> Result<()> {
                 .join(&name);
             let mut cfg = base.clone();
             cfg.run.name = name.clone();
-            cfg.data = comp.clone();
+            cfg.data = ebdiff_trainer::config::DataConfig::Toy2d(comp.clone());
             if let Some(s) = args.train_steps {
                 cfg.train.steps = s;
             }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod experiment;
+mod fetch;
 mod gradcheck;
 mod sample;
 mod train;
@@ -25,11 +26,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train a model from a TOML experiment file, sample it with EMA weights, and report.
+    /// Train a model from a TOML experiment file into a run directory (checkpoints, metrics,
+    /// sample grids); `--resume` continues a run exactly.
     Train(train::TrainArgs),
     /// Check every layer's explicit VJP against autodiff and the DSM parameter gradients
     /// against finite differences, for any model config.
     Gradcheck(gradcheck::GradcheckArgs),
+    /// Download a dataset into datasets/ (checksummed): mnist, cifar10.
+    Fetch(fetch::FetchArgs),
     /// Sample a trained model or a composition of models with any sampler.
     Sample(sample::SampleArgs),
     /// Reproducible experiments that regenerate the reports under experiments/.
@@ -61,6 +65,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train::run(args, cli.backend),
+        Command::Fetch(args) => fetch::run(args),
         Command::Gradcheck(args) => gradcheck::run(args, cli.backend),
         Command::Sample(args) => sample::run(args, cli.backend),
         Command::Bench { which } => bench::run(which, cli.backend),

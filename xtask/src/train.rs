@@ -4,9 +4,12 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use ebdiff_core::BackendKind;
-use ebdiff_eval::{LogDensityReport, ScatterSeries, write_scatter_png};
+use ebdiff_eval::{LogDensityReport, ScatterSeries, write_image_grid_png, write_scatter_png};
+use ebdiff_trainer::config::DataConfig;
+use ebdiff_trainer::data::ImageSource;
 use ebdiff_trainer::{
-    ExperimentConfig, RunOptions, StepReport, TrainState, evaluate_toy2d, toy2d_source, train_run,
+    BatchSource, ExperimentConfig, RunOptions, RunOutcome, StepReport, TrainState, draw_samples,
+    evaluate_toy2d, toy2d_source, train_run,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -70,9 +73,10 @@ fn progress_bar(total: u64, done: u64) -> ProgressBar {
     bar
 }
 
-/// Trains `cfg` into the run directory `out`; for 2-D data also samples the EMA model and
-/// scores it (samples.png, summary.json, and `ema.bpk`/`model.bpk` copies at the top level for
-/// `cargo xtask sample`). Returns the 2-D score.
+/// Trains `cfg` into the run directory `out`. 2-D runs are then sampled and scored against the
+/// exact target (samples.png, summary.json); image runs end with a sample grid (samples.png).
+/// `ema.bpk`/`model.bpk` are copied to the top level for `cargo xtask sample`. Returns the 2-D
+/// score.
 pub fn train_to_dir(
     cfg: &ExperimentConfig,
     out: &Path,
@@ -81,7 +85,156 @@ pub fn train_to_dir(
 ) -> Result<Option<LogDensityReport>> {
     let device = backend.device().map_err(anyhow::Error::msg)?;
     tracing::info!(run = %cfg.run.name, backend = %backend, out = %out.display(), "training");
-    let stop = stop_on_ctrl_c()?;
+    let opts = RunOptions {
+        out: out.to_path_buf(),
+        resume,
+        stop: stop_on_ctrl_c()?,
+    };
+    match &cfg.data {
+        DataConfig::Toy2d(_) => {
+            let snapshot = |state: &TrainState| {
+                let n = cfg.sample.grid.max(256).min(cfg.sample.count);
+                let samples = draw_samples(cfg, &state.ema.model, n, None, cfg.run.seed, &device);
+                let path = out
+                    .join("samples")
+                    .join(format!("step-{:08}.png", state.step));
+                let series = [ScatterSeries {
+                    points: &samples,
+                    color: [200, 40, 40],
+                }];
+                if let Err(e) = write_scatter_png(&path, &series, 1.0, 384) {
+                    tracing::warn!("{e}");
+                }
+            };
+            let Some(outcome) =
+                run_with_progress(cfg, &toy2d_source(cfg), &device, &opts, snapshot)?
+            else {
+                return Ok(None);
+            };
+            let eval = evaluate_toy2d(cfg, &outcome.state.ema.model, &device);
+            write_scatter_png(
+                &out.join("samples.png"),
+                &[
+                    ScatterSeries {
+                        points: &eval.exact,
+                        color: [190, 190, 190],
+                    },
+                    ScatterSeries {
+                        points: &eval.samples,
+                        color: [200, 40, 40],
+                    },
+                ],
+                1.0,
+                512,
+            )
+            .map_err(anyhow::Error::msg)?;
+            finish(
+                cfg,
+                out,
+                &outcome,
+                serde_json::json!({
+                    "samples": eval.samples.len() / 2,
+                    "mean_log_density_model": eval.report.model,
+                    "mean_log_density_exact": eval.report.exact,
+                    "gap_nats": eval.report.gap(),
+                    "sampler": format!("ancestral ({:?} variance), EMA weights", cfg.sample.variance),
+                }),
+            )?;
+            Ok(Some(eval.report))
+        }
+        DataConfig::Image(data) => {
+            let shape: [usize; 3] = cfg.model.data_shape.clone().try_into().expect("validated");
+            let dataset = data.build(shape, true)?;
+            if let Some(k) = cfg.model.num_classes
+                && k != dataset.num_classes
+            {
+                anyhow::bail!(
+                    "model.num_classes = {k}, but the [data] set has {} classes: set \
+                     model.num_classes = {} (or remove it for an unconditional model)",
+                    dataset.num_classes,
+                    dataset.num_classes
+                );
+            }
+            println!(
+                "data: {} images of {:?}, {} classes",
+                dataset.len(),
+                dataset.shape(),
+                dataset.num_classes
+            );
+            let conditional = cfg.model.num_classes.is_some();
+            let source = ImageSource::new(
+                Arc::new(dataset),
+                data,
+                cfg.train.batch_size,
+                cfg.run.seed,
+                conditional,
+            )?;
+            let snapshot = |state: &TrainState| {
+                let path = out
+                    .join("samples")
+                    .join(format!("step-{:08}.png", state.step));
+                if let Err(e) = write_grid(cfg, &state.ema.model, &path, &device) {
+                    tracing::warn!("{e}");
+                }
+            };
+            let Some(outcome) = run_with_progress(cfg, &source, &device, &opts, snapshot)? else {
+                return Ok(None);
+            };
+            let grid = out
+                .join("samples")
+                .join(format!("step-{:08}.png", outcome.state.step));
+            std::fs::copy(&grid, out.join("samples.png"))
+                .with_context(|| format!("copying {}", grid.display()))?;
+            finish(
+                cfg,
+                out,
+                &outcome,
+                serde_json::json!({
+                    "grid": grid,
+                    "sampler": format!(
+                        "ancestral ({:?} variance, {} levels), EMA weights",
+                        cfg.sample.variance,
+                        cfg.sample.steps.unwrap_or(cfg.diffusion.timesteps())
+                    ),
+                }),
+            )?;
+            println!("samples: {}", out.join("samples.png").display());
+            Ok(None)
+        }
+    }
+}
+
+/// A grid of `sample.grid` EMA samples with fixed seeds; class-conditional models get class
+/// `i mod num_classes` for image i, so each column of a 10-wide grid is one class.
+fn write_grid(
+    cfg: &ExperimentConfig,
+    model: &ebdiff_model::DiffusionModel,
+    path: &Path,
+    device: &burn::tensor::Device,
+) -> Result<()> {
+    let n = cfg.sample.grid;
+    let labels = cfg
+        .model
+        .num_classes
+        .map(|k| (0..n).map(|i| (i % k) as u32).collect());
+    let cols = match cfg.model.num_classes {
+        Some(k) => k,
+        None => (n as f64).sqrt().ceil() as usize,
+    };
+    let x = draw_samples(cfg, model, n, labels, cfg.run.seed, device);
+    let shape: [usize; 3] = cfg.model.data_shape.clone().try_into().expect("validated");
+    write_image_grid_png(path, &x, shape, cols).map_err(anyhow::Error::msg)
+}
+
+/// `train_run` with a progress bar (step, loss, lr, gradient norm, examples/s, ETA). Returns
+/// `None` when stopped by Ctrl-C (after telling the user how to continue).
+fn run_with_progress(
+    cfg: &ExperimentConfig,
+    source: &impl BatchSource,
+    device: &burn::tensor::Device,
+    opts: &RunOptions,
+    snapshot: impl FnMut(&TrainState),
+) -> Result<Option<RunOutcome>> {
     let bar = progress_bar(cfg.train.steps as u64, 0);
     let log_every = cfg.train.log_every.max(1) as u64;
     let batch = cfg.train.batch_size as f64;
@@ -90,10 +243,10 @@ pub fn train_to_dir(
     let on_step = |r: &StepReport| {
         let s0 = *started.get_or_insert((r.step - 1, 0.0));
         window = (window.0 + r.loss, window.1 + 1);
-        if r.step % log_every == 0 {
+        if r.step % log_every == 0 || r.step == s0.0 + 1 {
             let rate = (r.step - s0.0) as f64 * batch / (r.seconds - s0.1).max(1e-9);
             bar.set_message(format!(
-                "loss {:.4}  lr {:.1e}  |g| {:.2}  {rate:.0} ex/s",
+                "loss {:.4}  lr {:.1e}  |g| {:.2}  {rate:.1} ex/s",
                 window.0 / window.1 as f64,
                 r.lr,
                 r.grad_norm
@@ -102,32 +255,7 @@ pub fn train_to_dir(
         }
         bar.set_position(r.step);
     };
-    let source = toy2d_source(cfg);
-    let snapshot = |state: &TrainState| {
-        let n = cfg.sample.grid.max(256).min(cfg.sample.count);
-        let samples =
-            ebdiff_trainer::draw_samples(cfg, &state.ema.model, n, None, cfg.run.seed, &device);
-        let path = out
-            .join("samples")
-            .join(format!("step-{:08}.png", state.step));
-        if let Err(e) = write_scatter_png(
-            &path,
-            &[ScatterSeries {
-                points: &samples,
-                color: [200, 40, 40],
-            }],
-            1.0,
-            384,
-        ) {
-            tracing::warn!("{e}");
-        }
-    };
-    let opts = RunOptions {
-        out: out.to_path_buf(),
-        resume,
-        stop,
-    };
-    let outcome = train_run(cfg, &source, &device, &opts, on_step, snapshot)?;
+    let outcome = train_run(cfg, source, device, opts, on_step, snapshot)?;
     bar.finish();
     if outcome.interrupted {
         println!(
@@ -137,41 +265,30 @@ pub fn train_to_dir(
         );
         return Ok(None);
     }
-    let eval = evaluate_toy2d(cfg, &outcome.state.ema.model, &device);
-    write_scatter_png(
-        &out.join("samples.png"),
-        &[
-            ScatterSeries {
-                points: &eval.exact,
-                color: [190, 190, 190],
-            },
-            ScatterSeries {
-                points: &eval.samples,
-                color: [200, 40, 40],
-            },
-        ],
-        1.0,
-        512,
-    )
-    .map_err(anyhow::Error::msg)?;
-    // Top-level weight files: what `cargo xtask sample --checkpoint RUN` loads.
+    Ok(Some(outcome))
+}
+
+/// Top-level weight copies (what `cargo xtask sample --checkpoint RUN` loads) and summary.json.
+fn finish(
+    cfg: &ExperimentConfig,
+    out: &Path,
+    outcome: &RunOutcome,
+    mut summary: serde_json::Value,
+) -> Result<()> {
     for name in ["ema.bpk", "model.bpk"] {
         std::fs::copy(outcome.checkpoint.join(name), out.join(name))
             .with_context(|| format!("copying {name} to {}", out.display()))?;
     }
-    let summary = serde_json::json!({
-        "samples": eval.samples.len() / 2,
-        "mean_log_density_model": eval.report.model,
-        "mean_log_density_exact": eval.report.exact,
-        "gap_nats": eval.report.gap(),
-        "final_loss": outcome.losses.last(),
-        "steps": outcome.state.step,
-        "checkpoint": outcome.checkpoint,
-        "sampler": format!("ancestral ({:?} variance), EMA weights", cfg.sample.variance),
-    });
+    let tail = &outcome.losses[outcome
+        .losses
+        .len()
+        .saturating_sub(cfg.train.log_every.max(1))..];
+    summary["final_loss"] = serde_json::json!(tail.iter().sum::<f64>() / tail.len().max(1) as f64);
+    summary["steps"] = serde_json::json!(outcome.state.step);
+    summary["checkpoint"] = serde_json::json!(outcome.checkpoint);
     std::fs::write(
         out.join("summary.json"),
         serde_json::to_string_pretty(&summary)?,
     )?;
-    Ok(Some(eval.report))
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! The experiment file read by `cargo xtask train --config FILE`: one TOML, strictly typed.
 
+pub use crate::data::DataConfig;
 pub use crate::dsm::LossWeighting;
 use crate::ema::EmaSchedule;
 pub use crate::optim::OptimizerKind;
@@ -7,7 +8,6 @@ use crate::optim::OptimizerSettings;
 pub use crate::train::LrSchedule;
 use crate::train::TrainOptions;
 use ebdiff_core::{ConfigError, ScheduleConfig, load_toml, parse_toml};
-use ebdiff_data::Toy2dConfig;
 use ebdiff_model::ModelConfig;
 use ebdiff_sampler::Variance;
 use serde::{Deserialize, Serialize};
@@ -145,7 +145,7 @@ impl Default for SampleSection {
 #[serde(deny_unknown_fields)]
 pub struct ExperimentConfig {
     pub run: RunSection,
-    pub data: Toy2dConfig,
+    pub data: DataConfig,
     pub diffusion: ScheduleConfig,
     pub model: ModelConfig,
     pub train: TrainSection,
@@ -173,16 +173,32 @@ impl ExperimentConfig {
         };
         self.diffusion.validate().map_err(|e| at("diffusion", e))?;
         self.model.validate().map_err(|e| at("model", e))?;
-        self.data.validate().map_err(|e| at("data", e))?;
-        if self.model.data_dim() != 2 {
-            return Err(ConfigError::invalid(
-                origin,
-                "model.data_shape",
-                format!(
-                    "the 2-D toy data needs data_shape = [2], got {:?}",
-                    self.model.data_shape
-                ),
-            ));
+        match &self.data {
+            DataConfig::Toy2d(toy) => {
+                toy.validate().map_err(|e| at("data", e))?;
+                if self.model.data_shape != [2] {
+                    return Err(ConfigError::invalid(
+                        origin,
+                        "model.data_shape",
+                        format!(
+                            "the 2-D toy data needs data_shape = [2], got {:?}",
+                            self.model.data_shape
+                        ),
+                    ));
+                }
+            }
+            DataConfig::Image(_) => {
+                if self.model.data_shape.len() != 3 {
+                    return Err(ConfigError::invalid(
+                        origin,
+                        "model.data_shape",
+                        format!(
+                            "image data needs data_shape = [channels, height, width], got {:?}",
+                            self.model.data_shape
+                        ),
+                    ));
+                }
+            }
         }
         let t = &self.train;
         if t.steps == 0 || t.batch_size == 0 {

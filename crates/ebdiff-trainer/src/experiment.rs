@@ -24,10 +24,17 @@ pub struct Toy2dEval {
     pub report: LogDensityReport,
 }
 
+fn toy(cfg: &ExperimentConfig) -> ebdiff_data::Toy2d {
+    cfg.data
+        .as_toy2d()
+        .expect("a 2-D experiment needs a 2-D toy [data] kind")
+        .build()
+}
+
 /// The training data of a 2-D config.
 pub fn toy2d_source(cfg: &ExperimentConfig) -> Toy2dSource {
     Toy2dSource {
-        toy: cfg.data.build(),
+        toy: toy(cfg),
         seed: cfg.run.seed,
     }
 }
@@ -77,7 +84,7 @@ pub fn draw_samples(
 pub fn evaluate_toy2d(cfg: &ExperimentConfig, ema: &DiffusionModel, device: &Device) -> Toy2dEval {
     let n = cfg.sample.count;
     let samples = draw_samples(cfg, ema, n, None, cfg.run.seed, device);
-    let target = cfg.data.build();
+    let target = toy(cfg);
     let exact = target.sample(n, &mut stream(cfg.run.seed, "exact-reference"));
     let report = log_density_gap(&target, &samples, &exact);
     Toy2dEval {

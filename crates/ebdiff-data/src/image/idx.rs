@@ -36,8 +36,16 @@ fn load_idx_pair(
         Split::Train => "train",
         Split::Test => "t10k",
     };
+    // Fashion-MNIST ships in a Debian package rather than through `cargo xtask fetch`.
+    let how = if fetch_name == "fashion-mnist" {
+        "on Debian/Ubuntu run `apt-get download dataset-fashion-mnist && dpkg -x \
+         dataset-fashion-mnist_*.deb /tmp/fm` and copy /tmp/fm/usr/share/datasets/fashion-mnist/*"
+            .to_string()
+    } else {
+        format!("run `cargo xtask fetch {fetch_name}`")
+    };
     let fix = format!(
-        "run `cargo xtask fetch {fetch_name}` or put the four {display_name} IDX files \
+        "{how}, or put the four {display_name} IDX files \
          (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, \
          t10k-labels-idx1-ubyte; raw or .gz) in {}",
         dir.display()
