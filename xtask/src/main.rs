@@ -6,6 +6,7 @@ mod fetch;
 mod gradcheck;
 mod sample;
 mod train;
+mod train_classifier;
 
 use clap::{Parser, Subcommand};
 use ebdiff_core::BackendKind;
@@ -29,6 +30,9 @@ enum Command {
     /// Train a model from a TOML experiment file into a run directory (checkpoints, metrics,
     /// sample grids); `--resume` continues a run exactly.
     Train(train::TrainArgs),
+    /// Train the noise-conditioned classifier of a config's `[classifier]` section (for
+    /// classifier guidance).
+    TrainClassifier(train_classifier::TrainClassifierArgs),
     /// Check every layer's explicit VJP against autodiff and the DSM parameter gradients
     /// against finite differences, for any model config.
     Gradcheck(gradcheck::GradcheckArgs),
@@ -66,6 +70,7 @@ fn main() {
     let result = match cli.command {
         Command::Train(args) => train::run(args, cli.backend),
         Command::Fetch(args) => fetch::run(args),
+        Command::TrainClassifier(args) => train_classifier::run(args, cli.backend),
         Command::Gradcheck(args) => gradcheck::run(args, cli.backend),
         Command::Sample(args) => sample::run(args, cli.backend),
         Command::Bench { which } => bench::run(which, cli.backend),

@@ -10,12 +10,14 @@
 //! samplers and compositions rank-agnostic.
 
 pub mod backbone;
+pub mod classifier;
 pub mod config;
 pub mod gradcheck;
 pub mod layers;
 pub mod model;
 pub mod traits;
 
+pub use classifier::{ClassifierConfig, NoisyClassifier};
 pub use config::{BackboneConfig, EnergyFormKind, ModelConfig, ParameterizationKind};
 pub use model::{DiffusionModel, EnergyForm, Parameterization};
 pub use traits::{Conditioning, EnergyModel, EpsModel, log_density_from_energy, score_from_eps};

@@ -19,4 +19,4 @@ pub use annealed::{
 pub use composition::{Composition, CompositionError};
 pub use config::{CompositionSpec, SamplerConfig, SamplerKind, SamplingConfig};
 pub use step_size::LevelSchedule;
-pub use target::{Evaluation, ModelTarget, Target, TargetAsEps};
+pub use target::{ClassifierTarget, Evaluation, ModelTarget, Target, TargetAsEps};

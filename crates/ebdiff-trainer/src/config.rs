@@ -1,5 +1,6 @@
 //! The experiment file read by `cargo xtask train --config FILE`: one TOML, strictly typed.
 
+pub use crate::classifier::ClassifierSection;
 pub use crate::data::DataConfig;
 pub use crate::dsm::LossWeighting;
 use crate::ema::EmaSchedule;
@@ -151,6 +152,9 @@ pub struct ExperimentConfig {
     pub train: TrainSection,
     #[serde(default)]
     pub sample: SampleSection,
+    /// The noise-conditioned classifier for classifier guidance (`cargo xtask train-classifier`).
+    #[serde(default)]
+    pub classifier: Option<ClassifierSection>,
 }
 
 impl ExperimentConfig {
@@ -263,6 +267,32 @@ impl ExperimentConfig {
                     origin,
                     "train.label_dropout",
                     "needs a class-conditional model: set model.num_classes",
+                ));
+            }
+        }
+        if let Some(c) = &self.classifier {
+            let Ok(shape) = <[usize; 3]>::try_from(self.model.data_shape.clone()) else {
+                return Err(ConfigError::invalid(
+                    origin,
+                    "classifier",
+                    "needs image data (model.data_shape = [C, H, W])",
+                ));
+            };
+            if self.model.num_classes.is_none() {
+                return Err(ConfigError::invalid(
+                    origin,
+                    "classifier",
+                    "needs classes: set model.num_classes",
+                ));
+            }
+            c.network
+                .validate(shape)
+                .map_err(|e| at("classifier.network", e))?;
+            if c.steps == 0 || c.batch_size == 0 || !(c.lr > 0.0) {
+                return Err(ConfigError::invalid(
+                    origin,
+                    "classifier",
+                    "steps, batch_size and lr must be > 0",
                 ));
             }
         }

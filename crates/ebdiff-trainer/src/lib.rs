@@ -3,6 +3,7 @@
 //! must travel with the weights, and exact resumption needs every random draw keyed by step.
 
 pub mod checkpoint;
+pub mod classifier;
 pub mod config;
 pub mod data;
 pub mod dsm;

@@ -1,0 +1,75 @@
+//! The noise-conditioned classifier's explicit input gradient ∇ₓ log p(y | x_t, t) against Burn's
+//! autodiff and against central finite differences, in f64 (a process-wide setting, hence its
+//! own test binary).
+
+use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
+use ebdiff_core::rng::stream;
+use ebdiff_model::ClassifierConfig;
+use ebdiff_model::gradcheck::{check_vjp_autodiff, check_vjp_finite_diff, randn, rel_err, to_vec};
+use std::sync::Once;
+
+static F64: Once = Once::new();
+
+fn device() -> Device {
+    F64.call_once(|| {
+        let mut d = Device::flex();
+        d.configure(FloatDType::F64).expect("flex supports f64");
+    });
+    Device::flex()
+}
+
+fn tiny() -> ClassifierConfig {
+    let cfg = ClassifierConfig {
+        channels: 8,
+        channel_mult: vec![1, 2],
+        res_blocks: 1,
+        groups: 4,
+        ..Default::default()
+    };
+    cfg.validate([3, 8, 8]).unwrap();
+    cfg
+}
+
+fn ints(v: &[i64], device: &Device) -> Tensor<1, Int> {
+    Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
+}
+
+#[test]
+fn logits_vjp_matches_autodiff_and_finite_differences() {
+    let device = device().autodiff();
+    let mut rng = stream(11, "classifier-vjp");
+    let clf = tiny().init([3, 8, 8], 5, &device);
+    let t = ints(&[0, 3, 7], &device);
+    let x = randn(&mut rng, [3, 192], &device);
+    let forward = |x: Tensor<2>| clf.forward_cached(x, t.clone());
+    let vjp = |c: &_, g| clf.vjp(c, g);
+    let auto = check_vjp_autodiff("classifier logits", x.clone(), forward, vjp, &mut rng);
+    assert!(auto.scale > 1e-8 && auto.rel_err < 1e-10, "{auto:?}");
+    let fd = check_vjp_finite_diff("classifier logits", x, forward, vjp, 1e-5, &mut rng);
+    assert!(fd.scale > 1e-8 && fd.rel_err < 1e-6, "{fd:?}");
+}
+
+#[test]
+fn log_prob_gradient_matches_autodiff() {
+    let device = device().autodiff();
+    let mut rng = stream(12, "classifier-logp");
+    let clf = tiny().init([3, 8, 8], 5, &device);
+    let (t, y) = (ints(&[1, 4, 9, 2], &device), ints(&[0, 4, 2, 2], &device));
+    let x = randn(&mut rng, [4, 192], &device).require_grad();
+    let (value, grad) = clf.log_prob_and_grad(x.clone(), t.clone(), y.clone());
+    let reference = clf.log_prob(x.clone(), t, y);
+    assert!(rel_err(&to_vec(value.clone()), &to_vec(reference.clone())) < 1e-12);
+    let values = to_vec(value);
+    assert!(
+        values.iter().all(|&v| v < 0.0),
+        "log-probabilities must be negative: {values:?}"
+    );
+    let grads = reference.sum().backward();
+    let auto = to_vec(x.grad(&grads).unwrap());
+    let err = rel_err(&to_vec(grad), &auto);
+    assert!(err < 1e-10, "∇ₓ log p: relative error {err:e}");
+    assert!(
+        auto.iter().any(|v| v.abs() > 1e-6),
+        "vacuous: zero gradient"
+    );
+}
