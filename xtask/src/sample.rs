@@ -6,7 +6,7 @@ use burn::module::Module;
 use burn::tensor::Device;
 use clap::Args;
 use ebdiff_core::{BackendKind, NoiseSchedule};
-use ebdiff_eval::{ScatterSeries, write_scatter_png};
+use ebdiff_eval::{ScatterSeries, write_image_grid_png, write_scatter_png};
 use ebdiff_model::DiffusionModel;
 use ebdiff_sampler::config::DEFAULT_MODEL;
 use ebdiff_sampler::{
@@ -240,6 +240,12 @@ pub fn run(args: SampleArgs, backend: BackendKind) -> Result<()> {
             512,
         )
         .map_err(anyhow::Error::msg)?;
+    } else if let Ok(shape) = <[usize; 3]>::try_from(data_shape.clone()) {
+        // Images: one grid of (at most) the first 100 samples.
+        let shown = n.min(100);
+        let cols = (shown as f64).sqrt().ceil() as usize;
+        write_image_grid_png(&out.join("samples.png"), &flat[..shown * dim], shape, cols)
+            .map_err(anyhow::Error::msg)?;
     }
     let summary = serde_json::json!({
         "sampler": cfg.sampler.kind.name(),

@@ -7,6 +7,7 @@
 //!   checkpoints/step-N/  model, EMA, optimizer, state (see `checkpoint.rs`)
 //!   samples/step-N.png   sample grids (images) or scatter plots (2-D) with fixed seeds
 //!   failure.json         only if a step went non-finite: which step and tensor
+//!   train.log            human-readable events: starts, resumptions, checkpoints, the end
 
 use crate::checkpoint::{
     CheckpointError, CheckpointMeta, config_differences, latest_checkpoint, list_checkpoints,
@@ -185,6 +186,17 @@ pub fn train_run(
         TrainState::new(model, &train_opts.optimizer)
     };
     let first_step = state.step;
+    log_event(
+        out,
+        &if opts.resume {
+            format!(
+                "resumed at step {first_step} (git {})",
+                git.as_deref().unwrap_or("unknown")
+            )
+        } else {
+            format!("started (git {})", git.as_deref().unwrap_or("unknown"))
+        },
+    );
 
     let p = out.join("config.toml");
     std::fs::write(&p, &config_text).map_err(io(&p))?;
@@ -248,7 +260,13 @@ pub fn train_run(
         }
         if ckpt_every > 0 && r.step % ckpt_every == 0 {
             match save(state) {
-                Ok(_) => last_ckpt = r.step,
+                Ok(p) => {
+                    last_ckpt = r.step;
+                    log_event(
+                        out,
+                        &format!("checkpoint {} (loss {:.5})", p.display(), r.loss),
+                    );
+                }
                 Err(e) => {
                     hook_error = Some(e);
                     return Control::Stop;
@@ -274,7 +292,14 @@ pub fn train_run(
     } else {
         latest_checkpoint(out)
     };
+    if let Some(c) = &checkpoint {
+        log_event(
+            out,
+            &format!("checkpoint {} at step {}", c.display(), state.step),
+        );
+    }
     if let Err(failure) = result {
+        log_event(out, &format!("stopped: {failure}"));
         let report = out.join("failure.json");
         let text = serde_json::json!({
             "step": failure.step, "loss": failure.loss, "tensor": failure.tensor,
@@ -288,8 +313,13 @@ pub fn train_run(
             report,
         });
     }
-    if !interrupted && (sample_every == 0 || state.step % sample_every != 0) {
-        snapshot(&state);
+    if interrupted {
+        log_event(out, &format!("interrupted at step {}", state.step));
+    } else {
+        log_event(out, &format!("finished at step {}", state.step));
+        if sample_every == 0 || state.step % sample_every != 0 {
+            snapshot(&state);
+        }
     }
     Ok(RunOutcome {
         checkpoint: checkpoint.expect("a checkpoint was written"),
@@ -298,6 +328,21 @@ pub fn train_run(
         first_step,
         interrupted,
     })
+}
+
+/// Appends a timestamped line to `train.log` (best effort: a full disk must not stop training
+/// before the checkpoint write reports it).
+fn log_event(out: &Path, line: &str) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(out.join("train.log"))
+    {
+        let _ = writeln!(f, "[unix {now}] {line}");
+    }
 }
 
 fn append_run_log(out: &Path, git: &Option<String>, step: u64) -> Result<(), RunError> {

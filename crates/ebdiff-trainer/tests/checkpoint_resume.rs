@@ -13,43 +13,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Exercises every piece of trainer state: AdamW moments, clipping, accumulation, EMA ramp-up.
-const TINY: &str = r#"
-[run]
-name = "tiny"
-seed = 7
-[data]
-kind = "ring"
-[diffusion]
-kind = "cosine"
-timesteps = 20
-[model]
-parameterization = "energy"
-data_shape = [2]
-[model.backbone]
-kind = "mlp2d"
-hidden = 16
-blocks = 1
-emb_dim = 8
-[train]
-steps = 12
-batch_size = 32
-lr = 3e-3
-warmup_steps = 3
-lr_schedule = "cosine"
-optimizer = "adamw"
-weight_decay = 0.01
-grad_clip = 0.5
-grad_accum = 2
-ema_halflife_examples = 200.0
-ema_rampup_ratio = 0.5
-log_every = 1
-checkpoint_every = 4
-keep_checkpoints = 2
-"#;
-
 fn tiny() -> ExperimentConfig {
-    ExperimentConfig::parse(TINY, "tiny.toml").unwrap()
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/tiny/toy2d.toml");
+    ExperimentConfig::load(&path).unwrap()
 }
 
 fn scratch(name: &str) -> PathBuf {
@@ -158,6 +125,11 @@ fn interrupted_and_resumed_run_equals_the_uninterrupted_run() {
     let kept: Vec<u64> = list_checkpoints(&split_dir).iter().map(|c| c.0).collect();
     assert_eq!(kept, vec![8, 12]);
     assert!(split_dir.join("config.toml").exists() && split_dir.join("run.json").exists());
+    let log = std::fs::read_to_string(split_dir.join("train.log")).unwrap();
+    assert!(
+        log.contains("interrupted at step 6") && log.contains("resumed at step 6"),
+        "{log}"
+    );
     std::fs::remove_dir_all(&whole_dir).ok();
     std::fs::remove_dir_all(&split_dir).ok();
 }

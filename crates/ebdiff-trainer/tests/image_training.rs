@@ -19,7 +19,15 @@ fn repo(path: &str) -> PathBuf {
 
 #[test]
 fn shipped_configs_parse_and_validate() {
-    for name in ["toy2d", "toy2d-bar", "mnist", "cifar", "shapes"] {
+    for name in [
+        "toy2d",
+        "toy2d-bar",
+        "mnist",
+        "cifar",
+        "shapes",
+        "tiny/toy2d",
+        "tiny/shapes",
+    ] {
         let cfg = ExperimentConfig::load(&repo(&format!("configs/{name}.toml")))
             .unwrap_or_else(|e| panic!("configs/{name}.toml: {e}"));
         let is_image = matches!(cfg.data, DataConfig::Image(_));
@@ -27,45 +35,13 @@ fn shipped_configs_parse_and_validate() {
     }
 }
 
-const TINY_SHAPES: &str = r#"
-[run]
-name = "tiny-shapes"
-seed = 3
-[data]
-kind = "shapes"
-count = 40
-seed = 1
-[data.shapes]
-size = 16
-grid = 2
-max_objects = 2
-[diffusion]
-kind = "linear"
-timesteps = 50
-[model]
-parameterization = "energy"
-data_shape = [3, 16, 16]
-num_classes = 4
-[model.backbone]
-kind = "unet"
-channels = 8
-channel_mult = [1, 2]
-res_blocks = 1
-attention_resolutions = [8]
-dropout = 0.2
-groups = 4
-[train]
-steps = 6
-batch_size = 4
-lr = 1e-3
-label_dropout = 0.3
-log_every = 1
-checkpoint_every = 0
-"#;
+fn tiny_shapes() -> String {
+    std::fs::read_to_string(repo("configs/tiny/shapes.toml")).unwrap()
+}
 
 #[test]
 fn data_kind_errors_name_the_key_and_the_choices() {
-    let bad_kind = TINY_SHAPES.replace("kind = \"shapes\"", "kind = \"svhn\"");
+    let bad_kind = tiny_shapes().replace("kind = \"shapes\"", "kind = \"svhn\"");
     let msg = ExperimentConfig::parse(&bad_kind, "x.toml")
         .unwrap_err()
         .to_string();
@@ -73,7 +49,7 @@ fn data_kind_errors_name_the_key_and_the_choices() {
         msg.contains("svhn") && msg.contains("cifar10") && msg.contains("ring"),
         "{msg}"
     );
-    let bad_key = TINY_SHAPES.replace("max_objects = 2", "max_object = 2");
+    let bad_key = tiny_shapes().replace("max_objects = 2", "max_object = 2");
     let msg = ExperimentConfig::parse(&bad_key, "x.toml")
         .unwrap_err()
         .to_string();
@@ -81,7 +57,7 @@ fn data_kind_errors_name_the_key_and_the_choices() {
         msg.contains("`max_object`") && msg.contains("`max_objects`") && msg.contains("data"),
         "{msg}"
     );
-    let toy_shape = TINY_SHAPES.replace("data_shape = [3, 16, 16]", "data_shape = [2]");
+    let toy_shape = tiny_shapes().replace("data_shape = [3, 16, 16]", "data_shape = [2]");
     let msg = ExperimentConfig::parse(&toy_shape, "x.toml")
         .unwrap_err()
         .to_string();
@@ -123,7 +99,7 @@ fn flat(m: &impl Module) -> Vec<f64> {
 
 #[test]
 fn conditional_unet_with_dropout_resumes_exactly() {
-    let cfg = ExperimentConfig::parse(TINY_SHAPES, "tiny-shapes.toml").unwrap();
+    let cfg = ExperimentConfig::parse(&tiny_shapes(), "tiny-shapes.toml").unwrap();
     let DataConfig::Image(data) = &cfg.data else {
         unreachable!()
     };
