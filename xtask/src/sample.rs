@@ -7,7 +7,7 @@ use burn::tensor::Device;
 use clap::Args;
 use ebdiff_core::{BackendKind, NoiseSchedule};
 use ebdiff_eval::{ScatterSeries, write_image_grid_png, write_scatter_png};
-use ebdiff_model::DiffusionModel;
+use ebdiff_model::{DiffusionModel, NoisyClassifier};
 use ebdiff_sampler::config::DEFAULT_MODEL;
 use ebdiff_sampler::{
     AncestralOptions, CompositionSpec, SamplerConfig, SamplerKind, SamplingConfig, TargetAsEps,
@@ -25,6 +25,10 @@ pub struct SampleArgs {
     /// named "default" in compositions.
     #[arg(long)]
     checkpoint: Option<PathBuf>,
+    /// Output directory of `cargo xtask train-classifier`: the classifier named "default" in
+    /// compositions (`{ op = "classifier", label = 3 }`).
+    #[arg(long)]
+    classifier: Option<PathBuf>,
     /// Sampler (overrides [sampler].kind): ancestral, ddim, ula, mala, uhmc, hmc.
     #[arg(long)]
     sampler: Option<SamplerKind>,
@@ -69,6 +73,29 @@ pub fn load_run(
     Ok((model, schedule, cfg))
 }
 
+/// Loads a `cargo xtask train-classifier` output directory (config.toml + classifier.bpk).
+pub fn load_classifier(dir: &Path, device: &Device) -> Result<(NoisyClassifier, NoiseSchedule)> {
+    let cfg_path = dir.join("config.toml");
+    let cfg = ExperimentConfig::load(&cfg_path).with_context(|| {
+        format!(
+            "{} is not a classifier directory (train one with `cargo xtask train-classifier`)",
+            dir.display()
+        )
+    })?;
+    let section = cfg
+        .classifier
+        .with_context(|| format!("{} has no [classifier] section", cfg_path.display()))?;
+    let shape: [usize; 3] = cfg.model.data_shape.clone().try_into().expect("validated");
+    let classes = cfg.model.num_classes.expect("validated");
+    let weights = dir.join("classifier.bpk");
+    let clf = section
+        .network
+        .init(shape, classes, device)
+        .try_load_file(&weights)
+        .map_err(|e| anyhow::anyhow!("cannot load {}: {e:?}", weights.display()))?;
+    Ok((clf, cfg.diffusion.build()))
+}
+
 /// Writes a little-endian f32 .npy file of shape `shape`.
 pub fn write_npy(path: &Path, data: &[f32], shape: &[usize]) -> Result<()> {
     let dims = shape
@@ -101,6 +128,7 @@ pub fn run(args: SampleArgs, backend: BackendKind) -> Result<()> {
             seed: 0,
             sampler: SamplerConfig::new(args.sampler.unwrap_or(SamplerKind::Ancestral)),
             models: BTreeMap::new(),
+            classifiers: BTreeMap::new(),
             composition: None,
         },
     };
@@ -151,7 +179,32 @@ pub fn run(args: SampleArgs, backend: BackendKind) -> Result<()> {
     cfg.sampler
         .validate(schedule.len())
         .map_err(|(k, m)| anyhow::anyhow!("at `sampler.{k}`: {m}"))?;
-    let target = spec.build(&models, &schedule).map_err(anyhow::Error::msg)?;
+    let mut classifier_dirs: BTreeMap<String, PathBuf> = cfg
+        .classifiers
+        .iter()
+        .map(|(k, v)| (k.clone(), PathBuf::from(v)))
+        .collect();
+    if let Some(c) = &args.classifier {
+        classifier_dirs.insert(DEFAULT_MODEL.into(), c.clone());
+    }
+    let mut classifiers = BTreeMap::new();
+    for name in spec.classifier_names() {
+        let Some(dir) = classifier_dirs.get(&name) else {
+            bail!(
+                "the composition uses classifier `{name}` but no directory is given for it (add it to [classifiers] or pass --classifier)"
+            );
+        };
+        let (clf, s) = load_classifier(dir, &device)?;
+        if s != schedule {
+            bail!(
+                "classifier `{name}` was trained with another noise schedule than the models; train it with the models' [diffusion]"
+            );
+        }
+        classifiers.insert(name, clf);
+    }
+    let target = spec
+        .build(&models, &classifiers, &schedule)
+        .map_err(anyhow::Error::msg)?;
     let out = args.out.clone().unwrap_or_else(|| {
         args.checkpoint
             .clone()

@@ -22,9 +22,9 @@ use crate::ancestral::Variance;
 use crate::annealed::{AnnealMode, AnnealedOptions, KernelKind, TuneOptions};
 use crate::composition::{Composition, CompositionError};
 use crate::step_size::LevelSchedule;
-use crate::target::ModelTarget;
+use crate::target::{ClassifierTarget, ModelTarget};
 use ebdiff_core::NoiseSchedule;
-use ebdiff_model::DiffusionModel;
+use ebdiff_model::{DiffusionModel, NoisyClassifier};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -254,6 +254,14 @@ pub enum CompositionSpec {
         #[serde(default)]
         label: Option<usize>,
     },
+    /// A noise-conditioned classifier's log p(`label` | x, t); `classifier` names an entry of
+    /// `[classifiers]` (default: the `--classifier` run). Classifier guidance with scale λ is
+    /// `{ op = "product", weights = [1, λ], terms = [model, classifier] }`.
+    Classifier {
+        #[serde(default)]
+        classifier: Option<String>,
+        label: usize,
+    },
     /// Σ wᵢ fᵢ.
     Product {
         weights: Vec<f64>,
@@ -288,39 +296,56 @@ fn default_sharpness() -> f64 {
 pub const DEFAULT_MODEL: &str = "default";
 
 impl CompositionSpec {
-    /// Names of the models the tree uses.
-    pub fn model_names(&self) -> Vec<String> {
+    /// Names of the classifiers the tree uses.
+    pub fn classifier_names(&self) -> Vec<String> {
         let mut out = Vec::new();
-        self.collect(&mut out);
+        self.visit(&mut |node| {
+            if let CompositionSpec::Classifier { classifier, .. } = node {
+                out.push(classifier.clone().unwrap_or_else(|| DEFAULT_MODEL.into()));
+            }
+        });
         out.sort();
         out.dedup();
         out
     }
 
-    fn collect(&self, out: &mut Vec<String>) {
+    fn visit(&self, f: &mut impl FnMut(&CompositionSpec)) {
+        f(self);
         match self {
-            CompositionSpec::Model { model, .. } => {
-                out.push(model.clone().unwrap_or_else(|| DEFAULT_MODEL.into()))
-            }
-            CompositionSpec::Product { terms, .. } => terms.iter().for_each(|t| t.collect(out)),
+            CompositionSpec::Model { .. } | CompositionSpec::Classifier { .. } => {}
+            CompositionSpec::Product { terms, .. } => terms.iter().for_each(|t| t.visit(f)),
             CompositionSpec::Negation { keep, remove, .. } => {
-                keep.collect(out);
-                remove.collect(out);
+                keep.visit(f);
+                remove.visit(f);
             }
             CompositionSpec::Guided { uncond, conds, .. } => {
-                uncond.collect(out);
-                conds.iter().for_each(|t| t.collect(out));
+                uncond.visit(f);
+                conds.iter().for_each(|t| t.visit(f));
             }
             CompositionSpec::Mixture { components, .. } => {
-                components.iter().for_each(|t| t.collect(out))
+                components.iter().for_each(|t| t.visit(f))
             }
         }
+    }
+
+    /// Names of the models the tree uses.
+    pub fn model_names(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        self.visit(&mut |node| {
+            if let CompositionSpec::Model { model, .. } = node {
+                out.push(model.clone().unwrap_or_else(|| DEFAULT_MODEL.into()));
+            }
+        });
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// Builds the composition over loaded models (all sharing `schedule`).
     pub fn build<'a>(
         &self,
         models: &'a BTreeMap<String, DiffusionModel>,
+        classifiers: &'a BTreeMap<String, NoisyClassifier>,
         schedule: &'a NoiseSchedule,
     ) -> Result<Composition<'a>, String> {
         let e = |err: CompositionError| err.to_string();
@@ -338,7 +363,7 @@ impl CompositionSpec {
             weights
                 .iter()
                 .zip(children)
-                .map(|(w, c)| Ok((*w, c.build(models, schedule)?)))
+                .map(|(w, c)| Ok((*w, c.build(models, classifiers, schedule)?)))
                 .collect()
         };
         match self {
@@ -356,6 +381,25 @@ impl CompositionSpec {
                     label: *label,
                 }))
             }
+            CompositionSpec::Classifier { classifier, label } => {
+                let name = classifier.clone().unwrap_or_else(|| DEFAULT_MODEL.into());
+                let c = classifiers.get(&name).ok_or_else(|| {
+                    format!(
+                        "composition uses classifier `{name}`, which is not in [classifiers] (known: {:?})",
+                        classifiers.keys().collect::<Vec<_>>()
+                    )
+                })?;
+                if *label >= c.num_classes {
+                    return Err(format!(
+                        "classifier `{name}` has {} classes, label {label} is out of range",
+                        c.num_classes
+                    ));
+                }
+                Ok(Composition::leaf(ClassifierTarget {
+                    classifier: c,
+                    label: *label,
+                }))
+            }
             CompositionSpec::Product { weights, terms } => {
                 Composition::product(weighted(weights, terms, "product")?).map_err(e)
             }
@@ -364,8 +408,8 @@ impl CompositionSpec {
                 keep,
                 remove,
             } => Composition::negation(
-                keep.build(models, schedule)?,
-                remove.build(models, schedule)?,
+                keep.build(models, classifiers, schedule)?,
+                remove.build(models, classifiers, schedule)?,
                 *alpha,
             )
             .map_err(e),
@@ -374,10 +418,10 @@ impl CompositionSpec {
                 uncond,
                 conds,
             } => Composition::guided(
-                uncond.build(models, schedule)?,
+                uncond.build(models, classifiers, schedule)?,
                 conds
                     .iter()
-                    .map(|c| c.build(models, schedule))
+                    .map(|c| c.build(models, classifiers, schedule))
                     .collect::<Result<_, _>>()?,
                 *weight,
             )
@@ -404,6 +448,9 @@ pub struct SamplingConfig {
     /// Model name → run directory.
     #[serde(default)]
     pub models: BTreeMap<String, String>,
+    /// Classifier name → `cargo xtask train-classifier` output directory.
+    #[serde(default)]
+    pub classifiers: BTreeMap<String, String>,
     /// What to sample (default: the `--checkpoint` model alone).
     #[serde(default)]
     pub composition: Option<CompositionSpec>,
@@ -464,6 +511,94 @@ terms = [
                 .parse::<SamplerKind>()
                 .unwrap_err()
                 .contains("allowed")
+        );
+    }
+
+    #[test]
+    fn classifier_guidance_from_toml_adds_the_scaled_classifier_term() {
+        use crate::target::Target;
+        use burn::tensor::{Device, Int, Tensor};
+        let device = Device::flex();
+        let model_cfg: ebdiff_model::ModelConfig = ebdiff_core::parse_toml(
+            r#"
+parameterization = "energy"
+zero_init_output = false
+data_shape = [3, 8, 8]
+num_classes = 3
+[backbone]
+kind = "unet"
+channels = 8
+channel_mult = [1, 2]
+res_blocks = 1
+attention_resolutions = []
+groups = 4
+"#,
+            "m",
+        )
+        .unwrap();
+        let schedule = ebdiff_core::ScheduleConfig::linear(20).build();
+        device.seed(3);
+        let models = BTreeMap::from([("m".to_string(), model_cfg.init(20, &device))]);
+        let clf_cfg = ebdiff_model::ClassifierConfig {
+            channels: 8,
+            channel_mult: vec![1, 2],
+            groups: 4,
+            ..Default::default()
+        };
+        let classifiers = BTreeMap::from([(
+            DEFAULT_MODEL.to_string(),
+            clf_cfg.init([3, 8, 8], 3, &device),
+        )]);
+        let text = r#"
+[sampler]
+kind = "hmc"
+[composition]
+op = "product"
+weights = [1.0, 2.5]
+terms = [{ op = "model", model = "m", label = 1 }, { op = "classifier", label = 2 }]
+"#;
+        let cfg: SamplingConfig = ebdiff_core::parse_toml(text, "s.toml").unwrap();
+        let spec = cfg.composition.unwrap();
+        assert_eq!(spec.classifier_names(), vec![DEFAULT_MODEL]);
+        let target = spec.build(&models, &classifiers, &schedule).unwrap();
+        let x = Tensor::<2>::random(
+            [2, 192],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let level = 7;
+        let got = target.evaluate(x.clone(), level);
+        let model = ModelTarget {
+            model: &models["m"],
+            schedule: &schedule,
+            label: Some(1),
+        }
+        .evaluate(x.clone(), level);
+        let (logp, grad) = classifiers[DEFAULT_MODEL].log_prob_and_grad(
+            x,
+            Tensor::<1, Int>::full([2], level as i64, &device),
+            Tensor::<1, Int>::full([2], 2, &device),
+        );
+        let want_score = model.score + grad.mul_scalar(2.5);
+        let want_logp = model.log_density.unwrap() + logp.mul_scalar(2.5);
+        let diff = (got.score - want_score).abs().max().into_scalar::<f64>();
+        let diff_logp = (got.log_density.unwrap() - want_logp)
+            .abs()
+            .max()
+            .into_scalar::<f64>();
+        assert!(diff < 1e-4 && diff_logp < 1e-4, "{diff} {diff_logp}");
+        // A label outside the classifier's classes is refused when the tree is built.
+        let bad: SamplingConfig =
+            ebdiff_core::parse_toml(&text.replace("label = 2 }", "label = 3 }"), "s.toml").unwrap();
+        let msg = bad
+            .composition
+            .unwrap()
+            .build(&models, &classifiers, &schedule)
+            .err()
+            .unwrap();
+        assert!(
+            msg.contains("3 classes") && msg.contains("label 3"),
+            "{msg}"
         );
     }
 }
