@@ -2,21 +2,13 @@
 //! autodiff and against central finite differences, in f64 (a process-wide setting, hence its
 //! own test binary).
 
-use burn::tensor::{Device, FloatDType, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use ebdiff_core::rng::stream;
 use ebdiff_model::ClassifierConfig;
 use ebdiff_model::gradcheck::{check_vjp_autodiff, check_vjp_finite_diff, randn, rel_err, to_vec};
-use std::sync::Once;
 
-static F64: Once = Once::new();
-
-fn device() -> Device {
-    F64.call_once(|| {
-        let mut d = Device::flex();
-        d.configure(FloatDType::F64).expect("flex supports f64");
-    });
-    Device::flex()
-}
+mod common;
+use common::f64_device as device;
 
 fn tiny() -> ClassifierConfig {
     let cfg = ClassifierConfig {

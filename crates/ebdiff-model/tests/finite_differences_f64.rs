@@ -4,21 +4,10 @@
 
 mod common;
 
-use burn::tensor::{Device, FloatDType};
+use common::f64_device as device;
 use ebdiff_core::rng::stream;
 use ebdiff_model::gradcheck::{CheckResult, check_dsm_param_grads, check_vjp_finite_diff, randn};
 use ebdiff_model::layers::{AttentionBlock, Conv2d, GroupNorm, LayerNorm, silu, silu_vjp};
-use std::sync::Once;
-
-static F64: Once = Once::new();
-
-fn device() -> Device {
-    F64.call_once(|| {
-        let mut d = Device::flex();
-        d.configure(FloatDType::F64).expect("flex supports f64");
-    });
-    Device::flex()
-}
 
 fn assert_ok(results: &[CheckResult], tol: f64) {
     for r in results {

@@ -2,9 +2,11 @@
 //! or mismatched checkpoints are refused with the file and the difference named; a non-finite
 //! step stops the run with the step and tensor named and the last good state saved.
 
+mod common;
+use common::flat;
+
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Device, Tensor};
-use ebdiff_model::gradcheck::to_vec;
 use ebdiff_trainer::checkpoint::list_checkpoints;
 use ebdiff_trainer::{
     Batch, BatchSource, ExperimentConfig, RunError, RunOptions, RunOutcome, toy2d_source, train_run,
@@ -23,18 +25,6 @@ fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ebdiff-{name}-{}", std::process::id()));
     std::fs::remove_dir_all(&dir).ok();
     dir
-}
-
-struct Flatten(Vec<f64>);
-impl ModuleVisitor for Flatten {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.0.extend(to_vec(param.val()));
-    }
-}
-fn flat(m: &impl Module) -> Vec<f64> {
-    let mut f = Flatten(Vec::new());
-    m.visit(&mut f);
-    f.0
 }
 
 fn run(

@@ -1,7 +1,10 @@
 //! EMA arithmetic, the learning-rate schedule, and weight files round-tripping.
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::{Device, Tensor};
+mod common;
+use common::flat;
+
+use burn::module::Module;
+use burn::tensor::Device;
 use ebdiff_core::rng::stream;
 use ebdiff_model::ModelConfig;
 use ebdiff_model::gradcheck::{perturb_parameters, randn, random_conditioning, to_vec};
@@ -67,19 +70,6 @@ fn ema_half_life_halves_after_the_half_life_and_ramps_up() {
     assert!((ramped.beta(100, 2000) - 0.5f64.powf(0.5)).abs() < 1e-12);
     assert_eq!(ramped.beta(100, 1_000_000), s.beta(100, 1_000_000));
     assert_eq!(EmaSchedule::Decay(0.99).beta(7, 3), 0.99);
-}
-
-struct Flatten(Vec<f64>);
-impl ModuleVisitor for Flatten {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.0.extend(to_vec(param.val()));
-    }
-}
-
-fn flat(m: &impl Module) -> Vec<f64> {
-    let mut f = Flatten(Vec::new());
-    m.visit(&mut f);
-    f.0
 }
 
 #[test]

@@ -1,9 +1,10 @@
 //! Image training: the shipped configs parse, data errors say what to do, and a class-conditional
 //! UNet with dropout and null-label dropout resumes exactly (every random draw keyed by step).
 
-use burn::module::{Module, ModuleVisitor, Param};
-use burn::tensor::{Device, Tensor};
-use ebdiff_model::gradcheck::to_vec;
+mod common;
+use common::flat;
+
+use burn::tensor::Device;
 use ebdiff_trainer::config::DataConfig;
 use ebdiff_trainer::data::ImageSource;
 use ebdiff_trainer::{ExperimentConfig, RunOptions, train_run};
@@ -83,18 +84,6 @@ fn cifar_config_without_the_data_says_what_to_do() {
     assert!(msg.contains("cargo xtask fetch cifar10"), "{msg}");
     assert!(msg.contains(&empty.display().to_string()), "{msg}");
     std::fs::remove_dir_all(&empty).ok();
-}
-
-struct Flatten(Vec<f64>);
-impl ModuleVisitor for Flatten {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.0.extend(to_vec(param.val()));
-    }
-}
-fn flat(m: &impl Module) -> Vec<f64> {
-    let mut f = Flatten(Vec::new());
-    m.visit(&mut f);
-    f.0
 }
 
 #[test]

@@ -1,7 +1,21 @@
 //! Shared helpers for the gradient-check test binaries.
 #![allow(dead_code)]
 
+use burn::tensor::{Device, FloatDType};
 use ebdiff_model::ModelConfig;
+use std::sync::Once;
+
+static F64: Once = Once::new();
+
+/// The flex device switched to f64: a process-wide setting, so only binaries that run entirely
+/// in f64 may call this.
+pub fn f64_device() -> Device {
+    F64.call_once(|| {
+        let mut d = Device::flex();
+        d.configure(FloatDType::F64).expect("flex supports f64");
+    });
+    Device::flex()
+}
 
 pub fn tiny_unet(
     parameterization: &str,
