@@ -1,12 +1,16 @@
 //! Evaluation: metrics of samples against exactly known targets, distances between sample sets,
-//! and plots.
+//! feature-based image metrics (FID, KID, precision/recall) with their statistics files, and
+//! plots.
 
 pub mod distances;
+mod feature_rows;
+pub mod feature_stats;
 pub mod grid;
 pub mod scatter;
 pub mod toy_metrics;
 
 pub use distances::{mmd2_rbf, w2_exact};
+pub use feature_stats::FeatureStats;
 pub use grid::write_image_grid_png;
 pub use scatter::{ScatterSeries, write_scatter_png};
 pub use toy_metrics::{LogDensityReport, log_density_gap};
