@@ -5,12 +5,14 @@
 pub mod distances;
 mod feature_rows;
 pub mod feature_stats;
+pub mod frechet;
 pub mod grid;
 pub mod scatter;
 pub mod toy_metrics;
 
 pub use distances::{mmd2_rbf, w2_exact};
 pub use feature_stats::FeatureStats;
+pub use frechet::{FrechetError, frechet_distance};
 pub use grid::write_image_grid_png;
 pub use scatter::{ScatterSeries, write_scatter_png};
 pub use toy_metrics::{LogDensityReport, log_density_gap};
