@@ -22,3 +22,23 @@ pub(crate) fn rows_as_columns(name: &str, flat: &[f32], dim: usize) -> DMatrix<f
     let n = row_count(name, flat, dim);
     DMatrix::from_iterator(dim, n, flat.iter().map(|&v| f64::from(v)))
 }
+
+/// The rows of `flat` picked by `indices`, as the columns of a `dim × indices.len()` matrix.
+pub(crate) fn selected_rows_as_columns(
+    name: &str,
+    flat: &[f32],
+    dim: usize,
+    indices: &[usize],
+) -> DMatrix<f64> {
+    let n = row_count(name, flat, dim);
+    if let Some(&bad) = indices.iter().find(|&&i| i >= n) {
+        panic!("{name}: row index {bad} out of range for {n} rows");
+    }
+    DMatrix::from_iterator(
+        dim,
+        indices.len(),
+        indices
+            .iter()
+            .flat_map(|&i| flat[i * dim..(i + 1) * dim].iter().map(|&v| f64::from(v))),
+    )
+}

@@ -7,6 +7,8 @@ mod feature_rows;
 pub mod feature_stats;
 pub mod frechet;
 pub mod grid;
+pub mod kid;
+pub mod precision_recall;
 pub mod scatter;
 pub mod toy_metrics;
 
@@ -14,5 +16,9 @@ pub use distances::{mmd2_rbf, w2_exact};
 pub use feature_stats::FeatureStats;
 pub use frechet::{FrechetError, frechet_distance};
 pub use grid::write_image_grid_png;
+pub use kid::{
+    KidConfig, KidEstimate, kernel_inception_distance, kid_from_subsets, polynomial_mmd2_unbiased,
+};
+pub use precision_recall::{PR_NEIGHBOURHOOD, PrecisionRecall, precision_recall};
 pub use scatter::{ScatterSeries, write_scatter_png};
 pub use toy_metrics::{LogDensityReport, log_density_gap};
