@@ -8,6 +8,7 @@ pub mod feature_stats;
 pub mod frechet;
 pub mod grid;
 pub mod kid;
+pub mod npz;
 pub mod precision_recall;
 pub mod scatter;
 pub mod toy_metrics;
@@ -19,6 +20,7 @@ pub use grid::write_image_grid_png;
 pub use kid::{
     KidConfig, KidEstimate, kernel_inception_distance, kid_from_subsets, polynomial_mmd2_unbiased,
 };
+pub use npz::{NpyArray, NpzError, load_stats_npz, read_npz, save_stats_npz};
 pub use precision_recall::{PR_NEIGHBOURHOOD, PrecisionRecall, precision_recall};
 pub use scatter::{ScatterSeries, write_scatter_png};
 pub use toy_metrics::{LogDensityReport, log_density_gap};
