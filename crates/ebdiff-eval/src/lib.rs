@@ -1,12 +1,26 @@
 //! Evaluation: metrics of samples against exactly known targets, distances between sample sets,
-//! and plots.
+//! feature-based image metrics (FID, KID, precision/recall) with their statistics files, and
+//! plots.
 
 pub mod distances;
+mod feature_rows;
+pub mod feature_stats;
+pub mod frechet;
 pub mod grid;
+pub mod kid;
+pub mod npz;
+pub mod precision_recall;
 pub mod scatter;
 pub mod toy_metrics;
 
 pub use distances::{mmd2_rbf, w2_exact};
+pub use feature_stats::FeatureStats;
+pub use frechet::{FrechetError, frechet_distance};
 pub use grid::write_image_grid_png;
+pub use kid::{
+    KidConfig, KidEstimate, kernel_inception_distance, kid_from_subsets, polynomial_mmd2_unbiased,
+};
+pub use npz::{NpyArray, NpzError, load_stats_npz, read_npz, save_stats_npz};
+pub use precision_recall::{PR_NEIGHBOURHOOD, PrecisionRecall, precision_recall};
 pub use scatter::{ScatterSeries, write_scatter_png};
 pub use toy_metrics::{LogDensityReport, log_density_gap};

@@ -1,0 +1,67 @@
+//! FID against pytorch-fid's `calculate_frechet_distance` (scipy sqrtm), on the cases written by
+//! `scripts/fid/make_fixtures.py`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use ebdiff_eval::{NpyArray, frechet_distance, read_npz};
+
+const CASES: [&str; 5] = [
+    "d8",
+    "d64",
+    "d64_rank_deficient",
+    "d256_float32",
+    "d64_close",
+];
+
+fn cases() -> BTreeMap<String, NpyArray> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/frechet_cases.npz");
+    read_npz(&path).unwrap()
+}
+
+fn field<'a>(arrays: &'a BTreeMap<String, NpyArray>, case: &str, key: &str) -> &'a NpyArray {
+    arrays
+        .get(&format!("{case}_{key}"))
+        .unwrap_or_else(|| panic!("frechet_cases.npz lacks {case}_{key}; rerun make_fixtures.py"))
+}
+
+#[test]
+fn agrees_with_pytorch_fid_within_1e6_relative() {
+    let arrays = cases();
+    for case in CASES {
+        let mu1 = field(&arrays, case, "mu1");
+        let dim = mu1.shape[0];
+        assert_eq!(field(&arrays, case, "sigma1").shape, [dim, dim]);
+        let fid = frechet_distance(
+            &mu1.data,
+            &field(&arrays, case, "sigma1").data,
+            &field(&arrays, case, "mu2").data,
+            &field(&arrays, case, "sigma2").data,
+        )
+        .unwrap();
+        let expected = field(&arrays, case, "fid").data[0];
+        let relative = (fid - expected).abs() / expected.abs();
+        eprintln!(
+            "{case:20} D={dim:3}  ours {fid:.15e}  pytorch-fid {expected:.15e}  rel {relative:.2e}"
+        );
+        assert!(
+            relative <= 1e-6,
+            "{case}: {fid} vs pytorch-fid {expected} (relative {relative:e})"
+        );
+    }
+}
+
+#[test]
+fn is_symmetric_in_its_two_arguments() {
+    // tr(Σ1Σ2)^{1/2} = tr(Σ2Σ1)^{1/2}; the eigh route treats Σ1 and Σ2 differently, so swapping
+    // them checks the square root is not biased toward either.
+    let arrays = cases();
+    for case in CASES {
+        let [mu1, s1, mu2, s2] =
+            ["mu1", "sigma1", "mu2", "sigma2"].map(|k| &field(&arrays, case, k).data);
+        let forward = frechet_distance(mu1, s1, mu2, s2).unwrap();
+        let backward = frechet_distance(mu2, s2, mu1, s1).unwrap();
+        let relative = (forward - backward).abs() / forward;
+        assert!(relative <= 1e-8, "{case}: {forward} vs swapped {backward}");
+    }
+}
