@@ -1,38 +1,12 @@
 //! KID against a plain numpy implementation of torch-fidelity's estimator
 //! (`kid_pr_cases.npz`), plus its behaviour on identical and shifted sets.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
 use ebdiff_eval::{
-    KidConfig, NpyArray, kernel_inception_distance, kid_from_subsets, polynomial_mmd2_unbiased,
-    read_npz,
+    KidConfig, kernel_inception_distance, kid_from_subsets, polynomial_mmd2_unbiased,
 };
 
-struct Fixture {
-    arrays: BTreeMap<String, NpyArray>,
-    real: Vec<f32>,
-    generated: Vec<f32>,
-    dim: usize,
-}
-
-fn fixture() -> Fixture {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kid_pr_cases.npz");
-    let arrays = read_npz(&path).unwrap();
-    let as_f32 = |key: &str| {
-        arrays[key]
-            .data
-            .iter()
-            .map(|&v| v as f32)
-            .collect::<Vec<_>>()
-    };
-    Fixture {
-        real: as_f32("real"),
-        generated: as_f32("generated"),
-        dim: arrays["real"].shape[1],
-        arrays,
-    }
-}
+mod common;
+use common::{KidPrFixture as Fixture, kid_pr_fixture as fixture};
 
 fn scalar(f: &Fixture, key: &str) -> f64 {
     f.arrays[key].data[0]

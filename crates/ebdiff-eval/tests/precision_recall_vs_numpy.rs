@@ -1,9 +1,9 @@
 //! Improved precision/recall against a direct numpy implementation (`kid_pr_cases.npz`), and on
 //! sets whose answer is known without computing.
 
-use std::path::Path;
+use ebdiff_eval::{PR_NEIGHBOURHOOD, precision_recall};
 
-use ebdiff_eval::{PR_NEIGHBOURHOOD, precision_recall, read_npz};
+mod common;
 
 fn features() -> (
     Vec<f32>,
@@ -11,21 +11,8 @@ fn features() -> (
     usize,
     std::collections::BTreeMap<String, ebdiff_eval::NpyArray>,
 ) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kid_pr_cases.npz");
-    let arrays = read_npz(&path).unwrap();
-    let as_f32 = |key: &str| {
-        arrays[key]
-            .data
-            .iter()
-            .map(|&v| v as f32)
-            .collect::<Vec<_>>()
-    };
-    (
-        as_f32("real"),
-        as_f32("generated"),
-        arrays["real"].shape[1],
-        arrays,
-    )
+    let f = common::kid_pr_fixture();
+    (f.real, f.generated, f.dim, f.arrays)
 }
 
 #[test]
