@@ -60,19 +60,6 @@ pub fn stop_on_ctrl_c() -> Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
-fn progress_bar(total: u64, done: u64) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]",
-        )
-        .unwrap(),
-    );
-    bar.set_position(done);
-    bar.reset_eta();
-    bar
-}
-
 /// Trains `cfg` into the run directory `out`. 2-D runs are then sampled and scored against the
 /// exact target (samples.png, summary.json); image runs end with a sample grid (samples.png).
 /// `ema.bpk`/`model.bpk` are copied to the top level for `cargo xtask sample`. Returns the 2-D
@@ -235,13 +222,21 @@ fn run_with_progress(
     opts: &RunOptions,
     snapshot: impl FnMut(&TrainState),
 ) -> Result<Option<RunOutcome>> {
-    let bar = progress_bar(cfg.train.steps as u64, 0);
+    let bar = ProgressBar::new(cfg.train.steps as u64);
+    bar.set_style(ProgressStyle::with_template(
+        "{bar:30} {pos}/{len} steps  {msg}  [{elapsed_precise} < {eta_precise}]",
+    )?);
     let log_every = cfg.train.log_every.max(1) as u64;
     let batch = cfg.train.batch_size as f64;
     let mut window = (0.0, 0usize);
     let mut started: Option<(u64, f64)> = None;
     let on_step = |r: &StepReport| {
-        let s0 = *started.get_or_insert((r.step - 1, 0.0));
+        let s0 = *started.get_or_insert_with(|| {
+            // A resumed run starts mid-way: the ETA counts from here, not from step 0.
+            bar.set_position(r.step - 1);
+            bar.reset_eta();
+            (r.step - 1, 0.0)
+        });
         window = (window.0 + r.loss, window.1 + 1);
         if r.step % log_every == 0 || r.step == s0.0 + 1 {
             let rate = (r.step - s0.0) as f64 * batch / (r.seconds - s0.1).max(1e-9);
