@@ -94,11 +94,15 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
     }
 }
 
+/// Size and sha256 of a file, streamed (a CIFAR-size checkpoint is over 500 MB).
 fn digest(path: &Path) -> Result<FileDigest, CheckpointError> {
-    let bytes = std::fs::read(path).map_err(io(path))?;
+    let mut file = std::fs::File::open(path).map_err(io(path))?;
+    let mut hasher = Sha256::new();
+    let bytes = std::io::copy(&mut file, &mut hasher).map_err(io(path))?;
     Ok(FileDigest {
-        bytes: bytes.len() as u64,
-        sha256: Sha256::digest(&bytes)
+        bytes,
+        sha256: hasher
+            .finalize()
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect(),
