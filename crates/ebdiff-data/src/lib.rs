@@ -3,6 +3,7 @@
 //! the paper's product, mixture and negation demos. `image` loads and batches the image datasets.
 
 pub mod image;
+pub mod pickle;
 pub mod target2d;
 pub mod toy2d;
 

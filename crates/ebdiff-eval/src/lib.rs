@@ -7,6 +7,7 @@ mod feature_rows;
 pub mod feature_stats;
 pub mod frechet;
 pub mod grid;
+pub mod inception;
 pub mod kid;
 pub mod npz;
 pub mod precision_recall;

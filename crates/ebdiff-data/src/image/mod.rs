@@ -10,7 +10,7 @@ pub mod error;
 pub mod folder;
 pub mod idx;
 pub mod loader;
-mod pickle;
+
 mod seeding;
 pub mod shapes;
 

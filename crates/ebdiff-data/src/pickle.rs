@@ -1,5 +1,9 @@
-//! The smallest pickle reader that loads the CIFAR-10 python batches: a dict of byte strings, a
-//! list of small ints and one uint8 numpy array.
+//! A small pickle reader that calls nothing. Two uses:
+//! - [`parse`]: the CIFAR-10 python batches (a dict of byte strings, a list of small ints and one
+//!   uint8 numpy array); any call other than numpy's array/dtype construction is an error.
+//! - [`parse_recording`]: PyTorch archives (`data.pkl` of TorchScript and `torch.save` zips).
+//!   Every call (`REDUCE`, `NEWOBJ`) and persistent id is recorded as data ([`Value::Call`],
+//!   [`Value::Persistent`]) for the caller to interpret; nothing is executed.
 //!
 //! The official files were written by Python 2 `cPickle` (protocol 2: byte strings as
 //! `SHORT_BINSTRING`/`BINSTRING`). Files re-pickled by Python 3 use either protocol 2 (bytes as
@@ -10,10 +14,11 @@
 use std::collections::HashMap;
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Value {
+pub enum Value {
     None,
     Bool(bool),
     Int(i64),
+    Float(f64),
     Bytes(Vec<u8>),
     Str(String),
     Tuple(Vec<Value>),
@@ -33,11 +38,21 @@ pub(crate) enum Value {
         dtype: String,
         data: Vec<u8>,
     },
+    /// `parse_recording` only: `module.name(*args)`, not executed; `state` is what a later `BUILD`
+    /// gave it (an object's attribute dict).
+    Call {
+        module: String,
+        name: String,
+        args: Vec<Value>,
+        state: Option<Box<Value>>,
+    },
+    /// `parse_recording` only: a persistent id (PyTorch's reference to a tensor storage).
+    Persistent(Box<Value>),
 }
 
 impl Value {
     /// The value under a `bytes` or `str` key of a dict.
-    pub(crate) fn get(&self, key: &str) -> Option<&Value> {
+    pub fn get(&self, key: &str) -> Option<&Value> {
         let Value::Dict(items) = self else {
             return None;
         };
@@ -49,7 +64,7 @@ impl Value {
     }
 
     /// Short description for error messages.
-    pub(crate) fn kind(&self) -> String {
+    pub fn kind(&self) -> String {
         match self {
             Value::Array { shape, dtype, .. } => format!("a {dtype} array of shape {shape:?}"),
             Value::List(items) => format!("a list of {}", items.len()),
@@ -59,8 +74,28 @@ impl Value {
     }
 }
 
-/// Unpickles `bytes`. Errors say which opcode at which offset was not understood.
-pub(crate) fn parse(bytes: &[u8]) -> Result<Value, String> {
+/// Unpickles `bytes`, allowing only the calls of numpy arrays. Errors say which opcode at which
+/// offset was not understood.
+pub fn parse(bytes: &[u8]) -> Result<Value, String> {
+    parse_with(bytes, false)
+}
+
+/// Unpickles `bytes`, recording every call and persistent id as data (see the module docs).
+pub fn parse_recording(bytes: &[u8]) -> Result<Value, String> {
+    parse_with(bytes, true)
+}
+
+/// [`parse_recording`] of the pickle at the start of `bytes`; also returns its length in bytes
+/// (legacy `torch.save` files are several pickles and raw storages back to back).
+pub fn parse_recording_prefix(bytes: &[u8]) -> Result<(Value, usize), String> {
+    parse_prefix(bytes, true)
+}
+
+fn parse_with(bytes: &[u8], record: bool) -> Result<Value, String> {
+    parse_prefix(bytes, record).map(|(value, _)| value)
+}
+
+fn parse_prefix(bytes: &[u8], record: bool) -> Result<(Value, usize), String> {
     let mut r = Reader { bytes, pos: 0 };
     let mut stack: Vec<Value> = Vec::new();
     let mut marks: Vec<usize> = Vec::new();
@@ -87,7 +122,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Value, String> {
             0x95 => {
                 r.take(8)?; // FRAME: length of the next frame, irrelevant when all is in memory.
             }
-            b'.' => return pop(&mut stack),
+            b'.' => return Ok((pop(&mut stack)?, r.pos)),
             b'(' => marks.push(stack.len()),
             b'}' => stack.push(Value::Dict(Vec::new())),
             b']' => stack.push(Value::List(Vec::new())),
@@ -179,16 +214,49 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Value, String> {
                     .ok_or_else(|| err(format!("memo {key} unset")))?;
                 stack.push(v.clone());
             }
-            b'R' => {
+            // REDUCE, and NEWOBJ (`cls.__new__(cls, *args)`, which the recording treats alike).
+            b'R' | 0x81 => {
                 let args = pop(&mut stack)?;
                 let callable = pop(&mut stack)?;
-                stack.push(reduce(callable, args).map_err(err)?);
+                let value = if record {
+                    // An empty OrderedDict is a dict the next SETITEMS fills (torch.save's
+                    // state dicts); every other call stays a record.
+                    match &callable {
+                        Value::Global { module, name }
+                            if module == "collections" && name == "OrderedDict" =>
+                        {
+                            Ok(Value::Dict(Vec::new()))
+                        }
+                        _ => record_call(callable, args),
+                    }
+                } else {
+                    reduce(callable, args)
+                };
+                stack.push(value.map_err(err)?);
             }
             b'b' => {
                 let state = pop(&mut stack)?;
                 let obj = pop(&mut stack)?;
-                stack.push(build(obj, state).map_err(err)?);
+                let value = match obj {
+                    Value::Call {
+                        module, name, args, ..
+                    } if record => Ok(Value::Call {
+                        module,
+                        name,
+                        args,
+                        state: Some(Box::new(state)),
+                    }),
+                    // An OrderedDict's own attributes (a state dict's `_metadata`): not needed.
+                    Value::Dict(items) if record => Ok(Value::Dict(items)),
+                    obj => build(obj, state),
+                };
+                stack.push(value.map_err(err)?);
             }
+            b'Q' if record => {
+                let pid = pop(&mut stack)?;
+                stack.push(Value::Persistent(Box::new(pid)));
+            }
+            b'G' => stack.push(Value::Float(f64::from_be_bytes(r.array()?))),
             b's' | b'u' => {
                 let items = if op == b's' {
                     let v = pop(&mut stack)?;
@@ -215,9 +283,24 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Value, String> {
                 };
                 list.extend(items);
             }
-            _ => return Err(err("not an opcode of the CIFAR-10 python batches".into())),
+            _ => return Err(err("not an opcode this reader knows".into())),
         }
     }
+}
+
+fn record_call(callable: Value, args: Value) -> Result<Value, String> {
+    let Value::Global { module, name } = callable else {
+        return Err(format!("call of {}", callable.kind()));
+    };
+    let Value::Tuple(args) = args else {
+        return Err(format!("{module}.{name} called with {}", args.kind()));
+    };
+    Ok(Value::Call {
+        module,
+        name,
+        args,
+        state: None,
+    })
 }
 
 /// The only calls these files contain: latin-1 bytes, numpy array and dtype construction.
@@ -374,5 +457,36 @@ mod tests {
         let good = python2_style();
         let err = parse(&good[..good.len() - 10]).unwrap_err();
         assert!(err.contains("more bytes are needed"), "{err}");
+    }
+
+    #[test]
+    fn recording_keeps_calls_objects_and_persistent_ids_as_data() {
+        // pickle.dumps(Obj()) where Obj.__reduce_ex__ gives NEWOBJ + BUILD({'w': pid, 'x': 0.5}),
+        // with a persistent id ('storage', 'k') as PyTorch writes for tensors; also os.system,
+        // which must be recorded, not run.
+        let p = b"\x80\x02cmod\nObj\n)\x81}(X\x01\x00\x00\x00w(X\x07\x00\x00\x00storageX\x01\x00\x00\x00ktQX\x01\x00\x00\x00xG?\xe0\x00\x00\x00\x00\x00\x00ub.";
+        let v = parse_recording(p).unwrap();
+        let Value::Call {
+            module,
+            name,
+            args,
+            state: Some(state),
+        } = &v
+        else {
+            panic!("{v:?}")
+        };
+        assert_eq!((module.as_str(), name.as_str(), args.len()), ("mod", "Obj", 0));
+        assert_eq!(state.get("x"), Some(&Value::Float(0.5)));
+        assert_eq!(
+            state.get("w"),
+            Some(&Value::Persistent(Box::new(Value::Tuple(vec![
+                Value::Str("storage".into()),
+                Value::Str("k".into())
+            ]))))
+        );
+        let evil = b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00ls\x85R.";
+        assert!(matches!(parse_recording(evil).unwrap(), Value::Call { name, .. } if name == "system"));
+        // The strict reader still refuses persistent ids.
+        assert!(parse(p).is_err());
     }
 }
