@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use ebdiff_data::image::download::extract_zip_entries;
 use ebdiff_data::image::{Remote, SizeCheck, Split, ensure_cifar10, extract_tar_gz, fetch};
-use ebdiff_eval::inception::ensure_inception;
+use ebdiff_eval::inception::{convert_weights, ensure_inception};
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -32,6 +32,10 @@ pub struct FetchArgs {
     /// Datasets folder.
     #[arg(long, default_value = "datasets")]
     root: PathBuf,
+    /// inception only: convert this local file instead of downloading, e.g. pytorch-fid's
+    /// `pt_inception-2015-12-05-6726825d.pth` or a TorchScript `default_1.pt`.
+    #[arg(long)]
+    from: Option<PathBuf>,
 }
 
 const MNIST_FILES: [&str; 4] = [
@@ -90,7 +94,10 @@ pub fn run(args: FetchArgs) -> Result<()> {
         }
         Dataset::Inception => {
             let dir = args.root.join("inception");
-            let p = ensure_inception(&dir, true)?;
+            let p = match &args.from {
+                Some(file) => convert_weights(file, &dir)?,
+                None => ensure_inception(&dir, true)?,
+            };
             println!(
                 "FID Inception weights in {} (source {} sha256 {}, converted sha256 {})",
                 dir.display(),

@@ -3,6 +3,7 @@
 mod bench;
 mod experiment;
 mod fetch;
+mod fid;
 mod gradcheck;
 mod sample;
 mod train;
@@ -36,8 +37,16 @@ enum Command {
     /// Check every layer's explicit VJP against autodiff and the DSM parameter gradients
     /// against finite differences, for any model config.
     Gradcheck(gradcheck::GradcheckArgs),
-    /// Download a dataset into datasets/ (checksummed): mnist, cifar10.
+    /// Download into datasets/ (checksummed): mnist, cifar10, inception (the FID network),
+    /// foolbox-cifar10 (20 real CIFAR-10 test images).
     Fetch(fetch::FetchArgs),
+    /// FID (and KID, precision/recall) between two image folders or .npz statistics files.
+    Fid(fid::FidArgs),
+    /// FID reference statistics (.npz with mu, sigma, features) of a dataset or image folder.
+    FidStats(fid::FidStatsArgs),
+    /// Generate images with a run's EMA weights (resumable shards) and compute FID, KID and
+    /// precision/recall against reference statistics.
+    Eval(fid::EvalArgs),
     /// Sample a trained model or a composition of models with any sampler.
     Sample(sample::SampleArgs),
     /// Reproducible experiments that regenerate the reports under experiments/.
@@ -70,6 +79,9 @@ fn main() {
     let result = match cli.command {
         Command::Train(args) => train::run(args, cli.backend),
         Command::Fetch(args) => fetch::run(args),
+        Command::Fid(args) => fid::fid(args, cli.backend),
+        Command::FidStats(args) => fid::fid_stats(args, cli.backend),
+        Command::Eval(args) => fid::eval(args, cli.backend),
         Command::TrainClassifier(args) => train_classifier::run(args, cli.backend),
         Command::Gradcheck(args) => gradcheck::run(args, cli.backend),
         Command::Sample(args) => sample::run(args, cli.backend),

@@ -5,6 +5,7 @@
 pub mod distances;
 mod feature_rows;
 pub mod feature_stats;
+pub mod fid;
 pub mod frechet;
 pub mod grid;
 pub mod inception;
@@ -21,7 +22,9 @@ pub use grid::write_image_grid_png;
 pub use kid::{
     KidConfig, KidEstimate, kernel_inception_distance, kid_from_subsets, polynomial_mmd2_unbiased,
 };
-pub use npz::{NpyArray, NpzError, load_stats_npz, read_npz, save_stats_npz};
+pub use npz::{
+    NpyArray, NpzError, load_stats_npz, read_npz, save_stats_npz, save_stats_npz_with_features,
+};
 pub use precision_recall::{PR_NEIGHBOURHOOD, PrecisionRecall, precision_recall};
 pub use scatter::{ScatterSeries, write_scatter_png};
 pub use toy_metrics::{LogDensityReport, log_density_gap};

@@ -65,6 +65,17 @@ pub struct NpyArray {
 /// layout `np.load(path)['mu']` / `['sigma']` expects. The archive is written next to `path`
 /// and renamed into place, so an interrupted run never leaves a truncated statistics file.
 pub fn save_stats_npz(path: &Path, mu: &[f64], sigma: &[f64]) -> Result<(), NpzError> {
+    save_stats_npz_with_features(path, mu, sigma, None)
+}
+
+/// [`save_stats_npz`] plus, optionally, the row-major `[n, D]` float32 features themselves as
+/// array `features` (what KID and precision/recall need; FID tools ignore extra keys).
+pub fn save_stats_npz_with_features(
+    path: &Path,
+    mu: &[f64],
+    sigma: &[f64],
+    features: Option<&[f32]>,
+) -> Result<(), NpzError> {
     let dim = mu.len();
     if dim == 0 || sigma.len() != dim * dim {
         return Err(NpzError::BadArray {
@@ -91,13 +102,32 @@ pub fn save_stats_npz(path: &Path, mu: &[f64], sigma: &[f64]) -> Result<(), NpzE
 
     let mut archive = ZipWriter::new(BufWriter::new(File::create(&partial).map_err(io)?));
     let options = FileOptions::default().compression_method(CompressionMethod::Stored);
-    for (key, shape, values) in [("mu", vec![dim], mu), ("sigma", vec![dim, dim], sigma)] {
+    let mut arrays = vec![
+        ("mu", npy_bytes(&[dim], "<f8", mu.iter().map(|v| v.to_le_bytes()))),
+        (
+            "sigma",
+            npy_bytes(&[dim, dim], "<f8", sigma.iter().map(|v| v.to_le_bytes())),
+        ),
+    ];
+    if let Some(f) = features {
+        if f.len() % dim != 0 {
+            return Err(NpzError::BadArray {
+                path: path.to_path_buf(),
+                key: "features".into(),
+                problem: format!("{} values are not rows of {dim}", f.len()),
+            });
+        }
+        let shape = [f.len() / dim, dim];
+        arrays.push((
+            "features",
+            npy_bytes(&shape, "<f4", f.iter().map(|v| v.to_le_bytes())),
+        ));
+    }
+    for (key, bytes) in arrays {
         archive
             .start_file(format!("{key}.npy"), options)
             .map_err(zip_error)?;
-        archive
-            .write_all(&npy_f64_bytes(&shape, values))
-            .map_err(io)?;
+        archive.write_all(&bytes).map_err(io)?;
     }
     let mut file = archive.finish().map_err(zip_error)?;
     file.flush().map_err(io)?;
@@ -187,7 +217,17 @@ fn read_arrays(
 }
 
 /// `.npy` format 1.0 bytes of a little-endian float64 C-order array.
+#[cfg(test)]
 fn npy_f64_bytes(shape: &[usize], values: &[f64]) -> Vec<u8> {
+    npy_bytes(shape, "<f8", values.iter().map(|v| v.to_le_bytes()))
+}
+
+/// `.npy` format 1.0 bytes of a C-order array of type `descr` from its little-endian elements.
+fn npy_bytes<const N: usize>(
+    shape: &[usize],
+    descr: &str,
+    values: impl ExactSizeIterator<Item = [u8; N]>,
+) -> Vec<u8> {
     let shape_text = match shape {
         [n] => format!("({n},)"),
         _ => format!(
@@ -199,19 +239,20 @@ fn npy_f64_bytes(shape: &[usize], values: &[f64]) -> Vec<u8> {
                 .join(", ")
         ),
     };
-    let mut header = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape_text}, }}");
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
     // magic (6) + version (2) + length (2) + header + '\n' ≡ 0 (mod 64)
     let unpadded = MAGIC.len() + 4 + header.len() + 1;
     header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
     header.push('\n');
 
-    let mut out = Vec::with_capacity(10 + header.len() + 8 * values.len());
+    let mut out = Vec::with_capacity(10 + header.len() + N * values.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&[1, 0]);
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
     for v in values {
-        out.extend_from_slice(&v.to_le_bytes());
+        out.extend_from_slice(&v);
     }
     out
 }

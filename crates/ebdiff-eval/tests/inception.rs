@@ -166,3 +166,42 @@ fn features_of_20_cifar10_images_match_the_pytorch_reference() {
     println!("worst per-image relative error {worst:.3e}, max abs {max_abs:.3e}");
     assert!(worst <= 1e-3, "per-image relative error {worst}");
 }
+
+#[test]
+fn converted_weights_round_trip_and_damage_is_detected() {
+    use ebdiff_eval::inception::weights::{CONVERTED_FILE, WeightLayout, save_converted};
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::default();
+    let err = load_inception(dir.path(), &device).err().unwrap().to_string();
+    assert!(err.contains("cargo xtask fetch inception"), "{err}");
+
+    // A recognisable network: zero weights, and the biases of the last block's first branch
+    // (`mixed_10.conv`, features 0..320) are 0.25.
+    struct Marked;
+    impl ConvSource for Marked {
+        fn conv(&mut self, s: &ConvSpec) -> Result<FoldedConv, String> {
+            let b = if s.name == "mixed_10.conv" { 0.25 } else { 0.0 };
+            Ok(FoldedConv {
+                weight: vec![0.0; s.c_out * s.c_in * s.kernel[0] * s.kernel[1]],
+                bias: vec![b; s.c_out],
+            })
+        }
+    }
+    let net = InceptionV3::build(&mut Marked, &device).unwrap();
+    save_converted(net, WeightLayout::Torchscript, "x.pt".into(), "ab".into(), dir.path())
+        .unwrap();
+    let (loaded, provenance) = load_inception(dir.path(), &device).unwrap();
+    assert_eq!(provenance.source_sha256, "ab");
+    let x = Tensor::<4>::zeros([1, 3, 8, 8], &device);
+    let f: Vec<f32> = loaded.features(x).into_data().convert::<f32>().try_to_vec().unwrap();
+    assert!(f[..320].iter().all(|v| *v == 0.25), "{:?}", &f[..4]);
+    assert!(f[320..].iter().all(|v| *v == 0.0));
+
+    let record = dir.path().join(CONVERTED_FILE);
+    let mut bytes = std::fs::read(&record).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&record, bytes).unwrap();
+    let err = load_inception(dir.path(), &device).err().unwrap().to_string();
+    assert!(err.contains("sha256") && err.contains("damaged"), "{err}");
+}

@@ -3,7 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use ebdiff_eval::{NpzError, load_stats_npz, read_npz, save_stats_npz};
+use ebdiff_eval::{
+    NpzError, load_stats_npz, read_npz, save_stats_npz, save_stats_npz_with_features,
+};
 
 const DIM: usize = 16;
 
@@ -136,4 +138,21 @@ fn save_refuses_mismatched_covariance() {
         "{err}"
     );
     assert!(!path.exists());
+}
+
+#[test]
+fn features_are_stored_as_float32_rows_beside_the_stats() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ref.npz");
+    let features: Vec<f32> = (0..6).map(|i| i as f32 * 0.5 - 1.0).collect();
+    save_stats_npz_with_features(&path, &[0.0, 1.0], &[1.0, 0.0, 0.0, 1.0], Some(&features))
+        .unwrap();
+    let arrays = read_npz(&path).unwrap();
+    assert_eq!(arrays["features"].shape, [3, 2]);
+    let back: Vec<f32> = arrays["features"].data.iter().map(|&v| v as f32).collect();
+    assert_eq!(back, features);
+    // Rows must be whole.
+    let err = save_stats_npz_with_features(&path, &[0.0, 1.0], &[1.0, 0.0, 0.0, 1.0], Some(&[1.0]))
+        .unwrap_err();
+    assert!(err.to_string().contains("features"), "{err}");
 }

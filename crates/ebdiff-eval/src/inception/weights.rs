@@ -313,25 +313,35 @@ pub fn import_torch_weights(
     Ok((net, layout))
 }
 
-/// Converts `source` into `dir/{CONVERTED_FILE, PROVENANCE_FILE}` (written under temporary
-/// names, then renamed, so an interrupted conversion leaves no half file).
+/// Converts `source` into `dir/{CONVERTED_FILE, PROVENANCE_FILE}`.
 pub fn convert_weights(source: &Path, dir: &Path) -> Result<WeightsProvenance, InceptionError> {
-    let device = Device::default();
     let source_sha256 = sha256_file(source)?;
-    let (net, layout) = import_torch_weights(source, &device)?;
+    let (net, layout) = import_torch_weights(source, &Device::default())?;
+    let source_file = source
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    save_converted(net, layout, source_file, source_sha256, dir)
+}
+
+/// Writes a network and its provenance note into `dir` (the record under a temporary name,
+/// then renamed, so an interrupted conversion leaves no half file).
+pub fn save_converted(
+    net: InceptionV3,
+    layout: WeightLayout,
+    source_file: String,
+    source_sha256: String,
+    dir: &Path,
+) -> Result<WeightsProvenance, InceptionError> {
     std::fs::create_dir_all(dir).map_err(|e| bad(dir)(e.to_string()))?;
     let tmp = dir.join(format!("{CONVERTED_FILE}.part"));
     net.save_file(&tmp).map_err(|e| bad(&tmp)(format!("{e:?}")))?;
-    let converted_sha256 = sha256_file(&tmp)?;
     let provenance = WeightsProvenance {
         network: "inception-2015-12-05 pool3 (FID)".into(),
         layout,
-        source_file: source
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
+        source_file,
         source_sha256,
-        converted_sha256,
+        converted_sha256: sha256_file(&tmp)?,
     };
     let dest = dir.join(CONVERTED_FILE);
     std::fs::rename(&tmp, &dest).map_err(|e| bad(&dest)(e.to_string()))?;
