@@ -12,8 +12,10 @@ Needs Debian's python3-torch (CPU) and python3-pil; run with the system python:
   # golden features of the 20 foolbox CIFAR-10 test images + a resize fixture:
   /usr/bin/python3 scripts/fid/inception_reference.py golden --weights default_1.pt \
       --images foolbox/data --out crates/ebdiff-eval/tests/fixtures
-  # reference FID between two image folders (prints FID and images/s):
-  /usr/bin/python3 scripts/fid/inception_reference.py fid --weights default_1.pt DIR_A DIR_B
+  # reference FID between two image folders (prints FID and images/s; optionally saves the
+  # float64 statistics, on which `cargo xtask fid A.npz B.npz` must give the same FID):
+  /usr/bin/python3 scripts/fid/inception_reference.py fid --weights default_1.pt DIR_A DIR_B \
+      [--save-stats /tmp/ref]
 """
 import argparse
 import glob
@@ -78,8 +80,9 @@ def main():
     p.add_argument('--images', help='golden: folder with cifar10_*.png')
     p.add_argument('--out', help='golden: fixture folder')
     p.add_argument('--batch', type=int, default=50)
+    p.add_argument('--save-stats', help='fid: also write PREFIX-0.npz / PREFIX-1.npz (mu, sigma)')
     p.add_argument('dirs', nargs='*')
-    a = p.parse_args()
+    a = p.parse_intermixed_args()
     torch.set_num_threads(os.cpu_count())
     net = torch.jit.load(a.weights, map_location='cpu').eval()
 
@@ -111,7 +114,9 @@ def main():
             dt = time.time() - t0
             print(f'{d}: {len(files)} images in {dt:.1f} s ({len(files) / dt:.2f} images/s)')
             stats.append((feats.mean(0), np.cov(feats, rowvar=False)))
-        print(f'FID {frechet_distance(*stats[0], *stats[1]):.6f}')
+            if a.save_stats:
+                np.savez(f'{a.save_stats}-{len(stats) - 1}.npz', mu=stats[-1][0], sigma=stats[-1][1])
+        print(f'FID {frechet_distance(*stats[0], *stats[1]):.9f}')
 
 
 if __name__ == '__main__':

@@ -164,7 +164,7 @@ pub fn fid(args: FidArgs, backend: BackendKind) -> Result<()> {
     let (a, rate_a) = load_set(&args.reference, &fx, args.limit)?;
     let (b, rate_b) = load_set(&args.evaluated, &fx, args.limit)?;
     let cmp = compare_sets(&a, &b, &args.features.kid())?;
-    println!("FID {:.6}", cmp.fid);
+    println!("FID {:.9}", cmp.fid);
     if let (Some(k), Some(s)) = (cmp.kid_mean, cmp.kid_std) {
         println!("KID {k:.6} ± {s:.6}");
     }

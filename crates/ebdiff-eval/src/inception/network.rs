@@ -83,6 +83,25 @@ fn chain(layers: &[ConvRelu], x: Tensor<4>) -> Tensor<4> {
     layers.iter().fold(x, |x, l| l.forward(x))
 }
 
+/// The A and C blocks: 1×1 | tower | tower_1 | avg-pool → 1×1, concatenated on channels.
+fn four_branches(
+    conv: &ConvRelu,
+    tower: &[ConvRelu],
+    tower_1: &[ConvRelu],
+    pool_conv: &ConvRelu,
+    x: Tensor<4>,
+) -> Tensor<4> {
+    Tensor::cat(
+        vec![
+            conv.forward(x.clone()),
+            chain(tower, x.clone()),
+            chain(tower_1, x.clone()),
+            pool_conv.forward(avg_pool_3x3_same(x)),
+        ],
+        1,
+    )
+}
+
 fn max_pool_3x3_s2(x: Tensor<4>) -> Tensor<4> {
     max_pool2d(x, MaxPoolOptions::new([3, 3]).with_stride([2, 2]))
 }
@@ -211,15 +230,7 @@ impl InceptionA {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        Tensor::cat(
-            vec![
-                self.conv.forward(x.clone()),
-                chain(&self.tower, x.clone()),
-                chain(&self.tower_1, x.clone()),
-                self.tower_2_conv.forward(avg_pool_3x3_same(x)),
-            ],
-            1,
-        )
+        four_branches(&self.conv, &self.tower, &self.tower_1, &self.tower_2_conv, x)
     }
 }
 
@@ -290,15 +301,7 @@ impl InceptionC {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        Tensor::cat(
-            vec![
-                self.conv.forward(x.clone()),
-                chain(&self.tower, x.clone()),
-                chain(&self.tower_1, x.clone()),
-                self.tower_2_conv.forward(avg_pool_3x3_same(x)),
-            ],
-            1,
-        )
+        four_branches(&self.conv, &self.tower, &self.tower_1, &self.tower_2_conv, x)
     }
 }
 

@@ -251,6 +251,12 @@ fn walk(
     Ok(())
 }
 
+/// A size or stride tuple (empty for a scalar).
+fn dims(v: &Value) -> Option<Vec<usize>> {
+    let list = ints(v).or_else(|| matches!(v, Value::Tuple(t) if t.is_empty()).then(Vec::new))?;
+    Some(list.into_iter().map(|d| d as usize).collect())
+}
+
 /// Materialises `storage[offset + Σ i_d·stride_d]` over the index grid of `size`.
 fn rebuild(args: &[Value], storages: &HashMap<String, Vec<u8>>) -> Result<TorchTensor, String> {
     let storage = storage_ref(&args[0])?;
@@ -269,18 +275,8 @@ fn rebuild(args: &[Value], storages: &HashMap<String, Vec<u8>>) -> Result<TorchT
     let Value::Int(offset) = args[1] else {
         return Err("storage offset is not an integer".into());
     };
-    let shape: Vec<usize> = ints(&args[2])
-        .or_else(|| matches!(&args[2], Value::Tuple(t) if t.is_empty()).then(Vec::new))
-        .ok_or("size is not a tuple of integers")?
-        .into_iter()
-        .map(|d| d as usize)
-        .collect();
-    let stride: Vec<usize> = ints(&args[3])
-        .or_else(|| matches!(&args[3], Value::Tuple(t) if t.is_empty()).then(Vec::new))
-        .ok_or("stride is not a tuple of integers")?
-        .into_iter()
-        .map(|d| d as usize)
-        .collect();
+    let shape = dims(&args[2]).ok_or("size is not a tuple of integers")?;
+    let stride = dims(&args[3]).ok_or("stride is not a tuple of integers")?;
     if stride.len() != shape.len() {
         return Err("size and stride differ in length".into());
     }
