@@ -5,6 +5,7 @@ mod experiment;
 mod fetch;
 mod gradcheck;
 mod sample;
+mod sweep;
 mod train;
 mod train_classifier;
 
@@ -40,6 +41,8 @@ enum Command {
     Fetch(fetch::FetchArgs),
     /// Sample a trained model or a composition of models with any sampler.
     Sample(sample::SampleArgs),
+    /// Run a sampler sweep (grid/list over sampling-config keys), resumably, and its report.
+    Sweep(sweep::SweepArgs),
     /// Reproducible experiments that regenerate the reports under experiments/.
     Experiment {
         #[command(subcommand)]
@@ -73,6 +76,7 @@ fn main() {
         Command::TrainClassifier(args) => train_classifier::run(args, cli.backend),
         Command::Gradcheck(args) => gradcheck::run(args, cli.backend),
         Command::Sample(args) => sample::run(args, cli.backend),
+        Command::Sweep(args) => sweep::run(args, cli.backend),
         Command::Bench { which } => bench::run(which, cli.backend),
         Command::Experiment { which } => match which {
             ExperimentCommand::Compose2d(args) => experiment::compose2d(args, cli.backend),
