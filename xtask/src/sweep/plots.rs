@@ -18,6 +18,7 @@ pub fn chart_svg(
     y_desc: &str,
     log_x: bool,
     lines: bool,
+    legend: SeriesLabelPosition,
     series: &[Series],
 ) -> Result<()> {
     let finite = |v: f64| v.is_finite();
@@ -49,6 +50,12 @@ pub fn chart_svg(
     let pad = ((y1 - y0) * 0.08).max(1e-6);
     y0 -= pad;
     y1 += pad;
+    // Lines with many points (acceptance per level): small markers.
+    let radius = if lines && series.iter().any(|s| s.points.len() > 12) {
+        2
+    } else {
+        4
+    };
     let root = SVGBackend::new(path, (640, 420)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut builder = ChartBuilder::on(&root);
@@ -62,6 +69,9 @@ pub fn chart_svg(
             let mut chart = $chart;
             chart
                 .configure_mesh()
+                .max_light_lines(2)
+                .x_labels(8)
+                .x_label_formatter(&|x: &f64| tick(*x))
                 .x_desc(x_desc)
                 .y_desc(y_desc)
                 .label_style(("sans-serif", 12))
@@ -89,14 +99,14 @@ pub fn chart_svg(
                 chart
                     .draw_series(
                         p.iter()
-                            .map(|(x, y, _)| Circle::new((*x, *y), 4, color.filled())),
+                            .map(|(x, y, _)| Circle::new((*x, *y), radius, color.filled())),
                     )?
                     .label(s.label.clone())
                     .legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
             }
             chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
+                .position(legend.clone())
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK)
                 .label_font(("sans-serif", 12))
@@ -110,4 +120,17 @@ pub fn chart_svg(
     }
     root.present()?;
     Ok(())
+}
+
+/// Tick label: integers as such, small values in scientific notation.
+fn tick(x: f64) -> String {
+    if x == 0.0 {
+        "0".into()
+    } else if x.abs() >= 1.0 {
+        format!("{x:.0}")
+    } else if x.abs() >= 0.1 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.0e}")
+    }
 }

@@ -7,6 +7,7 @@ use super::plots::{Series, chart_svg};
 use super::spec::{Cell, SEED_AXIS, Sweep};
 use super::{Summary, cell_dir, finished};
 use anyhow::{Context, Result};
+use plotters::prelude::SeriesLabelPosition;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -311,6 +312,7 @@ pub fn write_report(sweep: &Sweep, out: &Path, source: Option<&Path>) -> Result<
                     key,
                     true,
                     false,
+                    SeriesLabelPosition::UpperRight,
                     &by_nfe,
                 )?;
                 files.push((name, format!("{key} vs NFE")));
@@ -338,6 +340,7 @@ pub fn write_report(sweep: &Sweep, out: &Path, source: Option<&Path>) -> Result<
                     key,
                     true,
                     true,
+                    SeriesLabelPosition::UpperRight,
                     &by_step,
                 )?;
                 files.push((name, format!("{key} vs step size")));
@@ -372,6 +375,7 @@ pub fn write_report(sweep: &Sweep, out: &Path, source: Option<&Path>) -> Result<
                 "acceptance",
                 false,
                 true,
+                SeriesLabelPosition::LowerRight,
                 &acc_series,
             )?;
             files.push((name, "acceptance vs level".into()));
