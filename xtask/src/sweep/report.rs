@@ -2,11 +2,13 @@
 //! std over seeds per group), SVG plots and index.html linking them and each cell's samples.
 
 use super::cell::{CellResult, STATUS_NA, STATUS_OK};
-use super::metrics::mean_std;
+use super::metrics::{MMD_BANDWIDTHS, mean_std, scored_log_density};
 use super::plots::{Series, chart_svg};
 use super::spec::{Cell, SEED_AXIS, Sweep};
 use super::{Summary, cell_dir, finished};
 use anyhow::{Context, Result};
+use ebdiff_core::rng::stream;
+use ebdiff_eval::{mmd2_rbf, w2_exact};
 use plotters::prelude::SeriesLabelPosition;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -84,7 +86,7 @@ fn fmt_ms(v: &[f64], p: usize) -> String {
         return "–".into();
     }
     let (m, s) = mean_std(v);
-    if v.len() > 1 {
+    if v.len() > 1 && s > 1e-9 * m.abs() {
         format!("{m:.p$} ± {s:.p$}")
     } else {
         format!("{m:.p$}")
@@ -170,6 +172,46 @@ fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// The scores of exact samples, per seed of `cells` (one 2-D target, one count): a second
+/// exact sample set scored like a cell's samples, i.e. the best a sampler can do at this count
+/// (MMD² and W2 are not 0 between two finite sample sets). None without a common 2-D target.
+fn exact_reference(cells: &[&Cell]) -> Result<Option<Vec<BTreeMap<&'static str, f64>>>> {
+    let Some(first) = cells.first() else {
+        return Ok(None);
+    };
+    let Some(name) = first.eval.target.clone() else {
+        return Ok(None);
+    };
+    if cells
+        .iter()
+        .any(|c| c.eval.target.as_ref() != Some(&name) || c.sampling.count != first.sampling.count)
+    {
+        return Ok(None);
+    }
+    let mut seeds: Vec<u64> = cells.iter().map(|c| c.sampling.seed).collect();
+    seeds.sort();
+    seeds.dedup();
+    let target = super::spec::exact_target(&name)?;
+    let n = first.sampling.count;
+    Ok(Some(
+        seeds
+            .iter()
+            .map(|&seed| {
+                // The reference the cells are compared with, and an independent exact set.
+                let reference = target.sample(n, &mut stream(seed, "exact-reference"));
+                let own = target.sample(n, &mut stream(seed, "exact-self"));
+                let (ld, floored) = scored_log_density(&target, &own);
+                BTreeMap::from([
+                    ("log_density", ld),
+                    ("floored_fraction", floored),
+                    ("mmd2", mmd2_rbf(&own, &reference, &MMD_BANDWIDTHS)),
+                    ("w2", w2_exact(&own, &reference)),
+                ])
+            })
+            .collect(),
+    ))
+}
+
 /// Writes the report; returns its directory.
 pub fn write_report(sweep: &Sweep, out: &Path, source: Option<&Path>) -> Result<PathBuf> {
     let dir = out.join("report");
@@ -252,7 +294,16 @@ pub fn write_report(sweep: &Sweep, out: &Path, source: Option<&Path>) -> Result<
     let series_of = |c: &Cell| -> String {
         match &sweep.report.series {
             Some(s) => c.label(s).unwrap_or("").to_string(),
-            None => c.group(),
+            // Every non-seed label except the panel's.
+            None => c
+                .labels
+                .iter()
+                .filter(|(a, _)| {
+                    a != SEED_AXIS && Some(a.as_str()) != sweep.report.panels.as_deref()
+                })
+                .map(|(_, l)| l.as_str())
+                .collect::<Vec<_>>()
+                .join("-"),
         }
     };
     let row_axes: Vec<&String> = axes
@@ -464,6 +515,10 @@ pub fn write_report(sweep: &Sweep, out: &Path, source: Option<&Path>) -> Result<
         hhead.push_str("<th>status</th>");
         let _ = writeln!(md, "{head}\n{rule}");
         let mut hrows = String::new();
+        let exact_cells: Vec<&Cell> = in_panel
+            .iter()
+            .flat_map(|g| g.cells.iter().map(|(c, _)| *c))
+            .collect();
         for g in in_panel {
             let c = g.first();
             let mut row = String::from("|");
@@ -484,6 +539,29 @@ pub fn write_report(sweep: &Sweep, out: &Path, source: Option<&Path>) -> Result<
             let st = g.status();
             let _ = writeln!(row, " {st} |");
             let _ = writeln!(hrow, "<td>{}</td></tr>", esc(&st));
+            md.push_str(&row);
+            hrows.push_str(&hrow);
+        }
+        if let Some(scores) = exact_reference(&exact_cells)? {
+            let mut row = String::from("|");
+            let mut hrow = String::from("<tr class=\"exact\">");
+            for (i, _) in row_axes.iter().enumerate() {
+                let l = if i == 0 { "exact samples" } else { "" };
+                let _ = write!(row, " {l} |");
+                let _ = write!(hrow, "<td>{l}</td>");
+            }
+            let n = scores.len();
+            let _ = write!(row, " {n} |");
+            let _ = write!(hrow, "<td>{n}</td>");
+            for (k, _, p) in &used {
+                let v: Vec<f64> = scores.iter().filter_map(|m| m.get(*k).copied()).collect();
+                let v = fmt_ms(&v, *p);
+                let _ = write!(row, " {v} |");
+                let _ = write!(hrow, "<td>{}</td>", esc(&v));
+            }
+            let note = "reference: independent exact samples of the target";
+            let _ = writeln!(row, " {note} |");
+            let _ = writeln!(hrow, "<td>{note}</td></tr>");
             md.push_str(&row);
             hrows.push_str(&hrow);
         }
@@ -552,7 +630,9 @@ pub fn write_report(sweep: &Sweep, out: &Path, source: Option<&Path>) -> Result<
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>Sweep {name}</title>\n<style>\n\
 body {{ font-family: sans-serif; margin: 2em; color: #222; }}\n\
 table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }}\n\
-th, td {{ border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: left; }}\n\
+th, td {{ border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: left; white-space: nowrap; }}\n\
+td:last-child {{ white-space: normal; min-width: 20em; }}\n\
+tr.exact {{ background: #f4f4f4; font-style: italic; }}\n\
 th {{ background: #eee; }}\n\
 figure {{ display: inline-block; margin: 0.4em; vertical-align: top; }}\n\
 figcaption {{ font-size: 0.8em; text-align: center; max-width: 192px; word-wrap: break-word; }}\n\
