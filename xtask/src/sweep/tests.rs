@@ -12,17 +12,7 @@ use std::time::SystemTime;
 fn tiny_model(root: &Path, name: &str, parameterization: &str) -> PathBuf {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../configs/tiny/toy2d.toml"
-    ))
-    .unwrap()
-    .replace("timesteps = 20", "timesteps = 6")
-    .replace(
-        "parameterization = \"energy\"",
-        &format!("parameterization = \"{parameterization}\""),
-    );
-    std::fs::write(dir.join("config.toml"), &text).unwrap();
+    std::fs::write(dir.join("config.toml"), tiny_config_text(parameterization)).unwrap();
     let cfg = ebdiff_trainer::ExperimentConfig::load(&dir.join("config.toml")).unwrap();
     let device = BackendKind::Flex.device().unwrap();
     device.seed(1);
@@ -31,6 +21,20 @@ fn tiny_model(root: &Path, name: &str, parameterization: &str) -> PathBuf {
         .save_file(dir.join("ema.bpk"))
         .unwrap();
     dir
+}
+
+/// The tiny 2-D training config with `parameterization` and 6 diffusion levels.
+fn tiny_config_text(parameterization: &str) -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../configs/tiny/toy2d.toml"
+    ))
+    .unwrap()
+    .replace("timesteps = 20", "timesteps = 6")
+    .replace(
+        "parameterization = \"energy\"",
+        &format!("parameterization = \"{parameterization}\""),
+    )
 }
 
 fn sweep_text(models: &str, extra: &str) -> String {
@@ -448,4 +452,35 @@ series = "sampler.kind"
     }
     let by_cell: BTreeMap<_, _> = summary.failed.iter().cloned().collect();
     assert!(by_cell.values().all(|m| m.contains("nowhere")));
+}
+
+#[test]
+fn models_listed_under_train_are_trained_once_when_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = tiny_model(tmp.path(), "b", "energy");
+    let a = tmp.path().join("trained-a");
+    let train_cfg = tmp.path().join("a.toml");
+    std::fs::write(&train_cfg, tiny_config_text("eps")).unwrap();
+    let q = |p: &Path| format!("{:?}", p.display().to_string());
+    let text = sweep_text(
+        &format!("a = {}\nb = {}", q(&a), q(&b)),
+        &format!("[train]\n{} = {}\n", q(&a), q(&train_cfg)),
+    );
+    let sweep = parse(&text, "t.toml").unwrap();
+    assert!(!a.exists());
+    train_missing(&sweep, BackendKind::Flex).unwrap();
+    let weights = a.join("ema.bpk");
+    let before = mtime_and_bytes(&weights);
+    let (_, _, cfg) = crate::sample::load_run(&a, &BackendKind::Flex.device().unwrap()).unwrap();
+    assert_eq!(
+        cfg.model.parameterization,
+        ebdiff_model::config::ParameterizationKind::Eps,
+        "trained from the [train] config"
+    );
+    // Present now: not trained again.
+    train_missing(&sweep, BackendKind::Flex).unwrap();
+    assert_eq!(mtime_and_bytes(&weights), before);
+    let out = tmp.path().join("out");
+    let s = run_cells(&sweep, &out, &opts(Arc::new(AtomicBool::new(false)), None)).unwrap();
+    assert_eq!(s.computed.len(), 1, "{s:?}");
 }
