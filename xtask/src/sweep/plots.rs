@@ -10,17 +10,29 @@ pub struct Series {
     pub points: Vec<(f64, f64, f64)>,
 }
 
-/// Points (with error bars) per series, joined by lines when `lines`. Log x axis when `log_x`.
-pub fn chart_svg(
-    path: &Path,
-    title: &str,
-    x_desc: &str,
-    y_desc: &str,
-    log_x: bool,
-    lines: bool,
-    legend: SeriesLabelPosition,
-    series: &[Series],
-) -> Result<()> {
+/// Labels and layout of one chart.
+pub struct Chart<'a> {
+    pub title: &'a str,
+    pub x_desc: &'a str,
+    pub y_desc: &'a str,
+    /// Log x axis.
+    pub log_x: bool,
+    /// Join each series' points (sorted by x) with lines.
+    pub lines: bool,
+    pub legend: SeriesLabelPosition,
+}
+
+/// Points (with error bars) per series.
+pub fn chart_svg(path: &Path, chart: &Chart, series: &[Series]) -> Result<()> {
+    let Chart {
+        title,
+        x_desc,
+        y_desc,
+        log_x,
+        lines,
+        legend,
+    } = chart;
+    let (title, x_desc, y_desc, log_x, lines) = (*title, *x_desc, *y_desc, *log_x, *lines);
     let finite = |v: f64| v.is_finite();
     let pts = || {
         series

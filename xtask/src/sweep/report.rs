@@ -3,7 +3,7 @@
 
 use super::cell::{CellResult, STATUS_NA, STATUS_OK};
 use super::metrics::{MMD_BANDWIDTHS, mean_std, scored_log_density};
-use super::plots::{Series, chart_svg};
+use super::plots::{Chart, Series, chart_svg};
 use super::spec::{Cell, SEED_AXIS, Sweep};
 use super::{Summary, cell_dir, finished};
 use anyhow::{Context, Result};
@@ -358,12 +358,14 @@ pub fn write_report(sweep: &Sweep, out: &Path, source: Option<&Path>) -> Result<
                 let name = format!("{key}-vs-nfe{}.svg", suffix(panel));
                 chart_svg(
                     &plots_dir.join(&name),
-                    &format!("{title} vs NFE — {panel}"),
-                    "NFE (target evaluations per chain)",
-                    key,
-                    true,
-                    false,
-                    SeriesLabelPosition::UpperRight,
+                    &Chart {
+                        title: &format!("{title} vs NFE — {panel}"),
+                        x_desc: "NFE (target evaluations per chain)",
+                        y_desc: key,
+                        log_x: true,
+                        lines: false,
+                        legend: SeriesLabelPosition::UpperRight,
+                    },
                     &by_nfe,
                 )?;
                 files.push((name, format!("{key} vs NFE")));
@@ -386,12 +388,14 @@ pub fn write_report(sweep: &Sweep, out: &Path, source: Option<&Path>) -> Result<
                 let name = format!("{key}-vs-step-size{}.svg", suffix(panel));
                 chart_svg(
                     &plots_dir.join(&name),
-                    &format!("{title} vs step size — {panel}"),
-                    "step size (mean over levels)",
-                    key,
-                    true,
-                    true,
-                    SeriesLabelPosition::UpperRight,
+                    &Chart {
+                        title: &format!("{title} vs step size — {panel}"),
+                        x_desc: "step size (mean over levels)",
+                        y_desc: key,
+                        log_x: true,
+                        lines: true,
+                        legend: SeriesLabelPosition::UpperRight,
+                    },
                     &by_step,
                 )?;
                 files.push((name, format!("{key} vs step size")));
@@ -421,12 +425,14 @@ pub fn write_report(sweep: &Sweep, out: &Path, source: Option<&Path>) -> Result<
             let name = format!("acceptance-vs-level{}.svg", suffix(panel));
             chart_svg(
                 &plots_dir.join(&name),
-                &format!("MH acceptance per level — {panel}"),
-                "level (0 = data)",
-                "acceptance",
-                false,
-                true,
-                SeriesLabelPosition::LowerRight,
+                &Chart {
+                    title: &format!("MH acceptance per level — {panel}"),
+                    x_desc: "level (0 = data)",
+                    y_desc: "acceptance",
+                    log_x: false,
+                    lines: true,
+                    legend: SeriesLabelPosition::LowerRight,
+                },
                 &acc_series,
             )?;
             files.push((name, "acceptance vs level".into()));
