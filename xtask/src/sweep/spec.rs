@@ -240,6 +240,23 @@ fn label_of(key: &str, v: &toml::Value) -> String {
         toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) => {
             format!("{last}{v}")
         }
+        toml::Value::Array(items)
+            if items.iter().all(|v| {
+                matches!(
+                    v,
+                    toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::String(_)
+                )
+            }) =>
+        {
+            let parts: Vec<String> = items
+                .iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => s.clone(),
+                    v => v.to_string(),
+                })
+                .collect();
+            format!("{last}{}", parts.join("_"))
+        }
         other => {
             let h = Sha256::digest(other.to_string().as_bytes());
             format!("{last}-{:02x}{:02x}", h[0], h[1])

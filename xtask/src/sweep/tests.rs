@@ -165,6 +165,19 @@ seed = [0, 1]
     );
     assert_eq!(listed.cells[2].sampling.sampler.steps_per_level, 20);
     assert_eq!(listed.cells[0].sampling.sampler.steps_per_level, 1);
+
+    // Array values label as their items; tables by a short hash of their text.
+    let windows = parse(
+        &sweep_text(
+            "a = \"runs/a\"\nb = \"runs/b\"",
+            "[grid]\n\"sampler.window\" = [[0, 3], [2, 5]]\n",
+        ),
+        "t.toml",
+    )
+    .unwrap();
+    let names: Vec<&str> = windows.cells.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["window0_3", "window2_5"]);
+    assert_eq!(windows.cells[1].sampling.sampler.window, Some([2, 5]));
 }
 
 #[test]
