@@ -7,6 +7,7 @@
 //! (mean ± std over seeds) and scatter plots under the output directory.
 
 use crate::sample::write_npy;
+use crate::sweep::metrics::{LOG_DENSITY_FLOOR, MMD_BANDWIDTHS, mean_std, scored_log_density};
 use crate::train::train_to_dir;
 use anyhow::{Context, Result};
 use clap::Args;
@@ -60,35 +61,6 @@ pub struct Compose2dArgs {
     only: Vec<String>,
 }
 
-/// MMD kernel bandwidths: from sub-mode (σ = 0.075) to ring scale.
-const MMD_BANDWIDTHS: [f64; 4] = [0.025, 0.05, 0.1, 0.2];
-
-/// Per-sample log-densities are floored here: a smoothed rectangle has no mass outside
-/// [−1.1, 1.1]², so one stray sample would otherwise make the mean −∞. The share of floored
-/// samples is reported next to the mean.
-const LOG_DENSITY_FLOOR: f64 = -30.0;
-
-/// (mean floored log-density, fraction of samples below the floor).
-fn scored_log_density(target: &ExactTarget2d, samples: &[f32]) -> (f64, f64) {
-    let lp: Vec<f64> = samples
-        .chunks_exact(2)
-        .map(|p| target.log_density([p[0] as f64, p[1] as f64]))
-        .collect();
-    let below = lp.iter().filter(|v| !(**v >= LOG_DENSITY_FLOOR)).count();
-    let mean = lp
-        .iter()
-        .map(|v| {
-            if *v >= LOG_DENSITY_FLOOR {
-                *v
-            } else {
-                LOG_DENSITY_FLOOR
-            }
-        })
-        .sum::<f64>()
-        / lp.len() as f64;
-    (mean, below as f64 / lp.len() as f64)
-}
-
 fn component_name(c: &Toy2dConfig) -> String {
     match c {
         Toy2dConfig::Ring { .. } => "ring".into(),
@@ -115,17 +87,6 @@ struct Row {
     nfe: usize,
     acceptance: Option<f64>,
     seconds: f64,
-}
-
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let var = if v.len() > 1 {
-        v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)
-    } else {
-        0.0
-    };
-    (m, var.sqrt())
 }
 
 pub fn compose2d(args: Compose2dArgs, backend: BackendKind) -> Result<()> {

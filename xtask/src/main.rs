@@ -6,6 +6,7 @@ mod fetch;
 mod fid;
 mod gradcheck;
 mod sample;
+mod sweep;
 mod train;
 mod train_classifier;
 
@@ -49,6 +50,8 @@ enum Command {
     Eval(fid::EvalArgs),
     /// Sample a trained model or a composition of models with any sampler.
     Sample(sample::SampleArgs),
+    /// Run a sampler sweep (grid/list over sampling-config keys), resumably, and its report.
+    Sweep(sweep::SweepArgs),
     /// Reproducible experiments that regenerate the reports under experiments/.
     Experiment {
         #[command(subcommand)]
@@ -85,6 +88,7 @@ fn main() {
         Command::TrainClassifier(args) => train_classifier::run(args, cli.backend),
         Command::Gradcheck(args) => gradcheck::run(args, cli.backend),
         Command::Sample(args) => sample::run(args, cli.backend),
+        Command::Sweep(args) => sweep::run(args, cli.backend),
         Command::Bench { which } => bench::run(which, cli.backend),
         Command::Experiment { which } => match which {
             ExperimentCommand::Compose2d(args) => experiment::compose2d(args, cli.backend),

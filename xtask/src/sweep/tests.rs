@@ -1,0 +1,499 @@
+//! Sweep tests on tiny untrained models (a few seconds in all).
+
+use super::cell::{CellResult, STATUS_NA, STATUS_OK};
+use super::spec::parse;
+use super::*;
+use burn::module::Module;
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicUsize;
+use std::time::SystemTime;
+
+/// A run directory (config.toml + ema.bpk) of a tiny randomly initialized 2-D model.
+fn tiny_model(root: &Path, name: &str, parameterization: &str) -> PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("config.toml"), tiny_config_text(parameterization)).unwrap();
+    let cfg = ebdiff_trainer::ExperimentConfig::load(&dir.join("config.toml")).unwrap();
+    let device = BackendKind::Flex.device().unwrap();
+    device.seed(1);
+    cfg.model
+        .init(cfg.diffusion.build().len(), &device)
+        .save_file(dir.join("ema.bpk"))
+        .unwrap();
+    dir
+}
+
+/// The tiny 2-D training config with `parameterization` and 6 diffusion levels.
+fn tiny_config_text(parameterization: &str) -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../configs/tiny/toy2d.toml"
+    ))
+    .unwrap()
+    .replace("timesteps = 20", "timesteps = 6")
+    .replace(
+        "parameterization = \"energy\"",
+        &format!("parameterization = \"{parameterization}\""),
+    )
+}
+
+fn sweep_text(models: &str, extra: &str) -> String {
+    format!(
+        r#"
+name = "t"
+metrics = ["log-density", "mmd", "w2", "acceptance", "nfe", "wall-time"]
+[base]
+count = 12
+[base.sampler]
+kind = "ancestral"
+steps_per_level = 1
+[base.models]
+{models}
+[base.composition]
+op = "product"
+weights = [1.0, 1.0]
+terms = [{{ op = "model", model = "a" }}, {{ op = "model", model = "b" }}]
+[eval]
+target = "ring-x-bar"
+{extra}
+"#
+    )
+}
+
+fn opts(stop: Arc<AtomicBool>, on_cell: Option<CellCallback>) -> RunOptions {
+    RunOptions {
+        jobs: 1,
+        stop,
+        backend: BackendKind::Flex,
+        progress: false,
+        on_cell,
+    }
+}
+
+fn mtime_and_bytes(p: &Path) -> (SystemTime, Vec<u8>) {
+    (
+        std::fs::metadata(p).unwrap().modified().unwrap(),
+        std::fs::read(p).unwrap(),
+    )
+}
+
+#[test]
+fn grid_axes_and_lists_expand_to_their_product_with_stable_ids() {
+    let text = sweep_text(
+        "a = \"runs/a\"\nb = \"runs/b\"",
+        r#"
+[grid]
+"sampler.kind" = ["ula", "hmc"]
+"sampler.step_size" = [{ law = "constant", value = 0.01 }, { law = "constant", value = 0.1 }]
+seed = [0, 1, 2]
+[axes.param.energy]
+"models.a" = "runs/a"
+[axes.param.eps]
+"models.a" = "runs/a-eps"
+"eval.score_mh" = "line-integral"
+"#,
+    );
+    let s = parse(&text, "t.toml").unwrap();
+    assert_eq!(s.cells.len(), 2 * 2 * 2 * 3);
+    // Axes in order: [axes] by name, then grid keys by name with the seed last.
+    assert_eq!(
+        s.axes,
+        vec!["param", "sampler.kind", "sampler.step_size", "seed"]
+    );
+    let c = &s.cells[1];
+    assert!(
+        c.name.starts_with("energy-ula-step_size-") && c.name.ends_with("-seed1"),
+        "{}",
+        c.name
+    );
+    assert_eq!(c.sampling.seed, 1);
+    assert_eq!(c.group(), s.cells[0].group());
+    assert_ne!(c.group(), s.cells[3].group());
+    let eps = s
+        .cells
+        .iter()
+        .find(|c| c.label("param") == Some("eps"))
+        .unwrap();
+    assert_eq!(eps.sampling.models["a"], "runs/a-eps");
+    assert_eq!(eps.eval.score_mh, spec::ScoreMh::LineIntegral);
+    // Ids: unique, stable across parses, and a function of the resolved config only.
+    let ids: std::collections::BTreeSet<_> = s.cells.iter().map(|c| c.id.clone()).collect();
+    assert_eq!(ids.len(), s.cells.len());
+    let again = parse(&text, "t.toml").unwrap();
+    assert_eq!(
+        s.cells.iter().map(|c| &c.id).collect::<Vec<_>>(),
+        again.cells.iter().map(|c| &c.id).collect::<Vec<_>>()
+    );
+    let changed = parse(&text.replace("count = 12", "count = 13"), "t.toml").unwrap();
+    assert!(
+        s.cells
+            .iter()
+            .zip(&changed.cells)
+            .all(|(a, b)| a.id != b.id && a.name == b.name)
+    );
+    // A default written out explicitly resolves to the same cell.
+    let explicit = parse(
+        &text.replace("steps_per_level = 1", "steps_per_level = 1\nleapfrog = 3"),
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(s.cells[0].id, explicit.cells[0].id);
+
+    // [[list]]: explicit cells, crossed with the grid.
+    let listed = parse(
+        &sweep_text(
+            "a = \"runs/a\"\nb = \"runs/b\"",
+            r#"
+[[list]]
+name = "fast"
+"sampler.kind" = "ula"
+[[list]]
+name = "careful"
+"sampler.kind" = "mala"
+"sampler.steps_per_level" = 20
+[grid]
+seed = [0, 1]
+"#,
+        ),
+        "t.toml",
+    )
+    .unwrap();
+    let names: Vec<&str> = listed.cells.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["fast-seed0", "fast-seed1", "careful-seed0", "careful-seed1"]
+    );
+    assert_eq!(listed.cells[2].sampling.sampler.steps_per_level, 20);
+    assert_eq!(listed.cells[0].sampling.sampler.steps_per_level, 1);
+
+    // Array values label as their items; tables by a short hash of their text.
+    let windows = parse(
+        &sweep_text(
+            "a = \"runs/a\"\nb = \"runs/b\"",
+            "[grid]\n\"sampler.window\" = [[0, 3], [2, 5]]\n",
+        ),
+        "t.toml",
+    )
+    .unwrap();
+    let names: Vec<&str> = windows.cells.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["window0_3", "window2_5"]);
+    assert_eq!(windows.cells[1].sampling.sampler.window, Some([2, 5]));
+}
+
+#[test]
+fn unknown_keys_and_unavailable_metrics_are_errors_naming_them() {
+    let base = sweep_text("a = \"runs/a\"\nb = \"runs/b\"", "");
+    let err = |text: &str| parse(text, "t.toml").expect_err("must fail").to_string();
+    // A grid key that is not in the sampling config: named, with the allowed keys.
+    let m = err(&format!("{base}[grid]\n\"sampler.leap_frog\" = [1, 2]\n"));
+    assert!(
+        m.contains("leap_frog") && m.contains("leapfrog") && m.contains("steps_per_level"),
+        "{m}"
+    );
+    let m = err(&format!("{base}[grid]\n\"temperature\" = [1.0]\n"));
+    assert!(
+        m.contains("temperature") && m.contains("allowed") && m.contains("sampler"),
+        "{m}"
+    );
+    let m = err(&format!("{base}[grid]\n\"count.x\" = [1]\n"));
+    assert!(m.contains("`count` is not a table"), "{m}");
+    let m = err(&format!(
+        "{base}[grid]\n\"eval.targt\" = [\"ring-x-bar\"]\n"
+    ));
+    assert!(m.contains("targt") && m.contains("target"), "{m}");
+    let m = err(&format!("{base}[grid]\n\"eval.target\" = [\"moon\"]\n"));
+    assert!(m.contains("moon") && m.contains("blob-mixture"), "{m}");
+    let m = err(&format!("{base}[axes.x.y]\n\"sampler.damp\" = 0.5\n"));
+    assert!(
+        m.contains("[axes.x.y]") && m.contains("damp") && m.contains("damping"),
+        "{m}"
+    );
+    // A value of the wrong type.
+    let m = err(&format!("{base}[grid]\n\"sampler.kind\" = [\"nuts\"]\n"));
+    assert!(m.contains("nuts") && m.contains("mala"), "{m}");
+    // Unknown keys of the sweep file itself.
+    let m = err(&base.replace("name = \"t\"", "name = \"t\"\nseeds = [0]"));
+    assert!(m.contains("seeds") && m.contains("grid"), "{m}");
+    // Metrics: unknown, not available yet, or missing what they need.
+    let m = err(&base.replace("\"w2\",", "\"w3\","));
+    assert!(m.contains("w3") && m.contains("log-density"), "{m}");
+    let m = err(&base.replace("\"w2\",", "\"fid\","));
+    assert!(m.contains("fid") && m.contains("Inception"), "{m}");
+    let m = err(&base.replace("target = \"ring-x-bar\"", ""));
+    assert!(
+        m.contains("eval.target") && m.contains("log-density"),
+        "{m}"
+    );
+    let m = err(&format!("{base}[report]\npanels = \"composition\"\n"));
+    assert!(
+        m.contains("composition") && m.contains("not an axis"),
+        "{m}"
+    );
+    // An axis that changes nothing would give two cells one directory.
+    let m = err(&format!("{base}[grid]\n\"sampler.leapfrog\" = [3, 3]\n"));
+    assert!(m.contains("same config"), "{m}");
+}
+
+#[test]
+fn an_interrupted_sweep_resumes_without_recomputing_finished_cells() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tiny_model(tmp.path(), "a", "energy");
+    let b = tiny_model(tmp.path(), "b", "energy");
+    let text = sweep_text(
+        &format!(
+            "a = {:?}\nb = {:?}",
+            a.display().to_string(),
+            b.display().to_string()
+        ),
+        "[grid]\n\"sampler.kind\" = [\"ancestral\", \"ula\", \"mala\"]\nseed = [0, 1]\n",
+    );
+    let sweep = parse(&text, "t.toml").unwrap();
+    assert_eq!(sweep.cells.len(), 6);
+    let out = tmp.path().join("out");
+
+    // First run: stopped (as by Ctrl-C) once two cells have finished.
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicUsize::new(0));
+    let (s2, d2) = (stop.clone(), done.clone());
+    let first = run_cells(
+        &sweep,
+        &out,
+        &opts(
+            stop.clone(),
+            Some(Box::new(move |_, o| {
+                assert_eq!(*o, Outcome::Computed);
+                if d2.fetch_add(1, Ordering::SeqCst) + 1 == 2 {
+                    s2.store(true, Ordering::SeqCst);
+                }
+            })),
+        ),
+    )
+    .unwrap();
+    assert_eq!(first.computed.len(), 2);
+    assert_eq!(first.not_started, 4);
+    let finished_before: Vec<(PathBuf, (SystemTime, Vec<u8>))> = sweep.cells[..2]
+        .iter()
+        .map(|c| {
+            let p = cell_dir(&out, c).join("result.json");
+            let r: CellResult = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            assert_eq!(r.status, STATUS_OK);
+            assert!(r.metrics["w2"].is_finite() && r.metrics["nfe"] > 0.0);
+            (p.clone(), mtime_and_bytes(&p))
+        })
+        .collect();
+    for c in &sweep.cells[2..] {
+        assert!(
+            !cell_dir(&out, c).exists(),
+            "{} started after the stop",
+            c.name
+        );
+    }
+    // A cell killed half-way: its directory has files but no result.json.
+    let half = cell_dir(&out, &sweep.cells[2]);
+    std::fs::create_dir_all(&half).unwrap();
+    std::fs::write(half.join("samples.npy"), b"truncated").unwrap();
+    std::fs::write(half.join("result.json.tmp"), b"{\"cell\":").unwrap();
+    // A result recorded for another config (e.g. a hand-edited or stale directory) is redone too.
+    let stale = cell_dir(&out, &sweep.cells[3]);
+    std::fs::create_dir_all(&stale).unwrap();
+    let mut r: CellResult = serde_json::from_slice(&finished_before[0].1.1).unwrap();
+    r.config["sampling"]["count"] = serde_json::json!(999);
+    std::fs::write(stale.join("result.json"), serde_json::to_vec(&r).unwrap()).unwrap();
+
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let computed = Arc::new(Mutex::new(Vec::new()));
+    let c2 = computed.clone();
+    let second = run_cells(
+        &sweep,
+        &out,
+        &opts(
+            Arc::new(AtomicBool::new(false)),
+            Some(Box::new(move |c, o| {
+                if *o == Outcome::Computed {
+                    c2.lock().unwrap().push(c.name.clone());
+                }
+            })),
+        ),
+    )
+    .unwrap();
+    assert_eq!(second.skipped.len(), 2, "{second:?}");
+    assert_eq!(second.computed.len(), 4, "{second:?}");
+    assert_eq!(
+        *computed.lock().unwrap(),
+        sweep.cells[2..]
+            .iter()
+            .map(|c| c.name.clone())
+            .collect::<Vec<_>>()
+    );
+    for (p, before) in &finished_before {
+        assert_eq!(&mtime_and_bytes(p), before, "{} was rewritten", p.display());
+    }
+    // The half-written cell was redone from scratch.
+    assert!(!half.join("result.json.tmp").exists());
+    let npy = std::fs::read(half.join("samples.npy")).unwrap();
+    assert!(npy.starts_with(b"\x93NUMPY"));
+    assert!(finished(&out, &sweep.cells[2]).is_some());
+    assert_eq!(
+        finished(&out, &sweep.cells[3]).unwrap().config["sampling"]["count"],
+        serde_json::json!(12)
+    );
+    // A third run has nothing left to do.
+    let third = run_cells(&sweep, &out, &opts(Arc::new(AtomicBool::new(false)), None)).unwrap();
+    assert_eq!((third.skipped.len(), third.computed.len()), (6, 0));
+}
+
+#[test]
+fn a_failing_cell_is_recorded_and_the_others_finish_and_score_only_cells_are_not_applicable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tiny_model(tmp.path(), "a", "energy");
+    let b = tiny_model(tmp.path(), "b", "energy");
+    let ae = tiny_model(tmp.path(), "a-eps", "eps");
+    let be = tiny_model(tmp.path(), "b-eps", "eps");
+    let q = |p: &Path| format!("{:?}", p.display().to_string());
+    let text = sweep_text(
+        &format!("a = {}\nb = {}", q(&a), q(&b)),
+        &format!(
+            r#"
+[axes.param.energy]
+models = {{ a = {}, b = {} }}
+[axes.param.eps]
+models = {{ a = {}, b = {} }}
+[axes.param.missing]
+models = {{ a = {}, b = {} }}
+[axes.comp.product]
+[axes.comp.mixture]
+composition = {{ op = "mixture", weights = [0.5, 0.5], components = [{{ op = "model", model = "a" }}, {{ op = "model", model = "b" }}] }}
+[grid]
+"sampler.kind" = ["ula", "mala"]
+[report]
+panels = "comp"
+series = "sampler.kind"
+"#,
+            q(&a),
+            q(&b),
+            q(&ae),
+            q(&be),
+            q(&tmp.path().join("nowhere")),
+            q(&b)
+        ),
+    );
+    let sweep = parse(&text, "t.toml").unwrap();
+    assert_eq!(sweep.cells.len(), 3 * 2 * 2);
+    let out = tmp.path().join("out");
+    // Two cells at a time: outcomes do not depend on the order.
+    let mut o = opts(Arc::new(AtomicBool::new(false)), None);
+    o.jobs = 2;
+    let summary = run_cells(&sweep, &out, &o).unwrap();
+    let status = |param: &str, comp: &str, kind: &str| -> String {
+        let c = sweep
+            .cells
+            .iter()
+            .find(|c| {
+                c.label("param") == Some(param)
+                    && c.label("comp") == Some(comp)
+                    && c.label("sampler.kind") == Some(kind)
+            })
+            .unwrap();
+        match finished(&out, c) {
+            Some(r) => r.status,
+            None => {
+                let e = std::fs::read_to_string(cell_dir(&out, c).join("error.json")).unwrap();
+                assert!(e.contains("nowhere"), "{e}");
+                "failed".into()
+            }
+        }
+    };
+    for comp in ["product", "mixture"] {
+        for kind in ["ula", "mala"] {
+            assert_eq!(status("energy", comp, kind), STATUS_OK);
+            assert_eq!(status("missing", comp, kind), "failed");
+        }
+    }
+    // Score models: ULA runs on a product; MALA has no energy for its MH step; a mixture has
+    // no responsibilities.
+    assert_eq!(status("eps", "product", "ula"), STATUS_OK);
+    assert_eq!(status("eps", "product", "mala"), STATUS_NA);
+    assert_eq!(status("eps", "mixture", "ula"), STATUS_NA);
+    assert_eq!(status("eps", "mixture", "mala"), STATUS_NA);
+    assert_eq!(summary.failed.len(), 4);
+    assert_eq!(summary.computed.len() + summary.not_applicable.len(), 8);
+    assert_eq!(summary.not_applicable.len(), 3);
+
+    // The report: one CSV row per cell, the failures listed, every <img> resolves to a file.
+    let dir = report::write_report(&sweep, &out, None).unwrap();
+    let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + sweep.cells.len());
+    assert_eq!(csv.lines().filter(|l| l.contains(",failed,")).count(), 4);
+    let md = std::fs::read_to_string(dir.join("results.md")).unwrap();
+    assert!(
+        md.contains("## Failed cells") && md.contains("nowhere"),
+        "{md}"
+    );
+    let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    let srcs: Vec<&str> = html
+        .split("src=\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap())
+        .collect();
+    assert!(
+        srcs.iter()
+            .any(|s| s.ends_with("acceptance-vs-level-product.svg")),
+        "{srcs:?}"
+    );
+    assert!(
+        srcs.iter().any(|s| s.ends_with("w2-vs-nfe-mixture.svg")),
+        "{srcs:?}"
+    );
+    assert!(
+        srcs.iter().filter(|s| s.ends_with("samples.png")).count() >= 3,
+        "{srcs:?}"
+    );
+    for s in &srcs {
+        assert!(
+            !s.contains("://") && !s.starts_with('/'),
+            "{s} is not relative"
+        );
+        let f = dir.join(s);
+        assert!(f.exists(), "{} is missing", f.display());
+        if s.ends_with(".svg") {
+            let svg = std::fs::read_to_string(&f).unwrap();
+            assert!(
+                svg.contains("<svg") && svg.contains("<circle"),
+                "{s} has no points"
+            );
+        }
+    }
+    let by_cell: BTreeMap<_, _> = summary.failed.iter().cloned().collect();
+    assert!(by_cell.values().all(|m| m.contains("nowhere")));
+}
+
+#[test]
+fn models_listed_under_train_are_trained_once_when_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let b = tiny_model(tmp.path(), "b", "energy");
+    let a = tmp.path().join("trained-a");
+    let train_cfg = tmp.path().join("a.toml");
+    std::fs::write(&train_cfg, tiny_config_text("eps")).unwrap();
+    let q = |p: &Path| format!("{:?}", p.display().to_string());
+    let text = sweep_text(
+        &format!("a = {}\nb = {}", q(&a), q(&b)),
+        &format!("[train]\n{} = {}\n", q(&a), q(&train_cfg)),
+    );
+    let sweep = parse(&text, "t.toml").unwrap();
+    assert!(!a.exists());
+    train_missing(&sweep, BackendKind::Flex).unwrap();
+    let weights = a.join("ema.bpk");
+    let before = mtime_and_bytes(&weights);
+    let (_, _, cfg) = crate::sample::load_run(&a, &BackendKind::Flex.device().unwrap()).unwrap();
+    assert_eq!(
+        cfg.model.parameterization,
+        ebdiff_model::config::ParameterizationKind::Eps,
+        "trained from the [train] config"
+    );
+    // Present now: not trained again.
+    train_missing(&sweep, BackendKind::Flex).unwrap();
+    assert_eq!(mtime_and_bytes(&weights), before);
+    let out = tmp.path().join("out");
+    let s = run_cells(&sweep, &out, &opts(Arc::new(AtomicBool::new(false)), None)).unwrap();
+    assert_eq!(s.computed.len(), 1, "{s:?}");
+}
