@@ -305,7 +305,7 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 1000)]
     shard_size: usize,
     /// Reference statistics (.npz). Default: the run's [data] train split, computed once and
-    /// cached in <checkpoint>/eval/reference.npz.
+    /// cached in <checkpoint>/eval/reference-<limit|all>.npz.
     #[arg(long = "ref")]
     reference: Option<PathBuf>,
     /// Use only the first N reference images when computing the default reference.
@@ -333,7 +333,8 @@ pub fn eval(args: EvalArgs, backend: BackendKind) -> Result<()> {
     let reference_path = match &args.reference {
         Some(p) => p.clone(),
         None => {
-            let path = args.checkpoint.join("eval/reference.npz");
+            let limit = args.reference_limit.map_or("all".into(), |n| n.to_string());
+            let path = args.checkpoint.join(format!("eval/reference-{limit}.npz"));
             if !path.is_file() {
                 let ebdiff_trainer::data::DataConfig::Image(data) = &cfg.data else {
                     bail!("the run's [data] is not an image dataset; pass --ref");
@@ -448,14 +449,15 @@ pub fn eval(args: EvalArgs, backend: BackendKind) -> Result<()> {
     });
     let result_path = out.join("result.json");
     std::fs::write(&result_path, serde_json::to_string_pretty(&result)?)?;
+    let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
     println!(
-        "FID {:.4} ({} generated vs {} reference); KID {:?}; precision {:?} recall {:?} → {}",
+        "FID {:.4} ({} generated vs {} reference); KID {}; precision {} recall {} → {}",
         cmp.fid,
         cmp.count_evaluated,
         cmp.count_reference,
-        cmp.kid_mean,
-        cmp.precision,
-        cmp.recall,
+        opt(cmp.kid_mean),
+        opt(cmp.precision),
+        opt(cmp.recall),
         result_path.display()
     );
     Ok(())
