@@ -34,7 +34,7 @@ if [ "$total" -eq 0 ] || [ "$broken" -ne 0 ] || [ "$loaded" -ne "$total" ]; then
   exit 1
 fi
 
-"$browser" "${flags[@]}" --hide-scrollbars --window-size=1400,4000 --screenshot="$shot" "file://$page" >/dev/null 2>&1
+"$browser" "${flags[@]}" --hide-scrollbars --window-size=1400,4000 --screenshot="$shot" "file://$dir/$(basename "$page")" >/dev/null 2>&1
 python3 - "$shot" <<'PY'
 import struct, sys, zlib
 data = open(sys.argv[1], "rb").read()
