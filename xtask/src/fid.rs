@@ -65,12 +65,7 @@ fn bar(len: usize, what: &str) -> ProgressBar {
 }
 
 /// Features of uint8 images with a progress bar; also returns images/s.
-fn extract(
-    fx: &FeatureExtractor,
-    pixels: &[u8],
-    shape: [usize; 3],
-    what: &str,
-) -> (Vec<f32>, f64) {
+fn extract(fx: &FeatureExtractor, pixels: &[u8], shape: [usize; 3], what: &str) -> (Vec<f32>, f64) {
     let n = pixels.len() / shape.iter().product::<usize>();
     let pb = bar(n, what);
     let t0 = Instant::now();
@@ -125,7 +120,10 @@ fn load_set(
         return Ok((load_stats(path)?, None));
     }
     if !path.is_dir() {
-        bail!("{} is neither an image folder nor an .npz statistics file", path.display());
+        bail!(
+            "{} is neither an image folder nor an .npz statistics file",
+            path.display()
+        );
     }
     let mut files = image_files(path).map_err(anyhow::Error::msg)?;
     if let Some(l) = limit {
@@ -156,7 +154,10 @@ pub fn fid(args: FidArgs, backend: BackendKind) -> Result<()> {
     // Check both before spending minutes on the first.
     for p in [&args.reference, &args.evaluated] {
         if !p.exists() {
-            bail!("{} does not exist (expected an image folder or an .npz)", p.display());
+            bail!(
+                "{} does not exist (expected an image folder or an .npz)",
+                p.display()
+            );
         }
     }
     let device = backend.device().map_err(anyhow::Error::msg)?;
@@ -245,9 +246,10 @@ pub fn fid_stats(args: FidStatsArgs, backend: BackendKind) -> Result<()> {
             let (f, _) = extract(&fx, &ds.images, shape, &format!("{d:?}"));
             (SetFeatures::from_features(f), format!("{d:?}"))
         }
-        (None, Some(folder)) => {
-            (load_set(folder, &fx, args.limit)?.0, folder.display().to_string())
-        }
+        (None, Some(folder)) => (
+            load_set(folder, &fx, args.limit)?.0,
+            folder.display().to_string(),
+        ),
         (None, None) => unreachable!("clap requires one"),
     };
     write_reference(&args.out, &set, &source, &fx, &args.features.kid())?;
@@ -275,7 +277,10 @@ fn write_reference(
         "source": source, "count": set.count,
         "convention": FidConvention::new(fx.provenance(), kid),
     });
-    std::fs::write(out.with_extension("json"), serde_json::to_string_pretty(&note)?)?;
+    std::fs::write(
+        out.with_extension("json"),
+        serde_json::to_string_pretty(&note)?,
+    )?;
     Ok(())
 }
 
@@ -321,12 +326,10 @@ pub struct EvalArgs {
 pub fn eval(args: EvalArgs, backend: BackendKind) -> Result<()> {
     let device = backend.device().map_err(anyhow::Error::msg)?;
     let (model, full_schedule, cfg) = load_run(&args.checkpoint, &device)?;
-    let shape: [usize; 3] = cfg
-        .model
-        .data_shape
-        .clone()
-        .try_into()
-        .map_err(|_| anyhow::anyhow!("{}: FID needs an image model", args.checkpoint.display()))?;
+    let shape: [usize; 3] =
+        cfg.model.data_shape.clone().try_into().map_err(|_| {
+            anyhow::anyhow!("{}: FID needs an image model", args.checkpoint.display())
+        })?;
     let fx = args.features.extractor(device.clone())?;
     let kid = args.features.kid();
 
@@ -351,7 +354,10 @@ pub fn eval(args: EvalArgs, backend: BackendKind) -> Result<()> {
     };
     let reference = load_stats(&reference_path)?;
 
-    let steps = args.steps.or(cfg.sample.steps).unwrap_or(full_schedule.len());
+    let steps = args
+        .steps
+        .or(cfg.sample.steps)
+        .unwrap_or(full_schedule.len());
     let schedule = if steps < full_schedule.len() {
         full_schedule
             .respaced(&full_schedule.evenly_spaced_levels(steps))
@@ -360,10 +366,13 @@ pub fn eval(args: EvalArgs, backend: BackendKind) -> Result<()> {
         full_schedule.clone()
     };
     let out = args.out.clone().unwrap_or_else(|| {
-        args.checkpoint.join(format!(
-            "eval/{:?}-{steps}-n{}-seed{}",
-            args.sampler, args.samples, args.seed
-        ).to_lowercase())
+        args.checkpoint.join(
+            format!(
+                "eval/{:?}-{steps}-n{}-seed{}",
+                args.sampler, args.samples, args.seed
+            )
+            .to_lowercase(),
+        )
     });
     std::fs::create_dir_all(&out)?;
     let classes = cfg.model.num_classes;
@@ -376,7 +385,10 @@ pub fn eval(args: EvalArgs, backend: BackendKind) -> Result<()> {
         let start = k * args.shard_size;
         let n = args.shard_size.min(args.samples - start);
         let path = out.join(format!("shard-{k:05}.npz"));
-        let shard_features = match read_npz(&path).ok().and_then(|a| a.get("features").cloned()) {
+        let shard_features = match read_npz(&path)
+            .ok()
+            .and_then(|a| a.get("features").cloned())
+        {
             Some(f) if f.shape == [n, FEATURE_DIM] => f.data.iter().map(|&v| v as f32).collect(),
             _ => {
                 let seed = args.seed + k as u64;
@@ -400,7 +412,15 @@ pub fn eval(args: EvalArgs, backend: BackendKind) -> Result<()> {
                         |_| {},
                     ),
                     EvalSampler::Ddim => sample_ddim(
-                        &model, &schedule, n, labels, 0.0, Some(1.0), seed, &device, |_| {},
+                        &model,
+                        &schedule,
+                        n,
+                        labels,
+                        0.0,
+                        Some(1.0),
+                        seed,
+                        &device,
+                        |_| {},
                     ),
                 };
                 let x: Vec<f32> = x.into_data().convert::<f32>().try_to_vec().expect("f32");

@@ -475,7 +475,10 @@ mod tests {
         else {
             panic!("{v:?}")
         };
-        assert_eq!((module.as_str(), name.as_str(), args.len()), ("mod", "Obj", 0));
+        assert_eq!(
+            (module.as_str(), name.as_str(), args.len()),
+            ("mod", "Obj", 0)
+        );
         assert_eq!(state.get("x"), Some(&Value::Float(0.5)));
         assert_eq!(
             state.get("w"),
@@ -485,7 +488,9 @@ mod tests {
             ]))))
         );
         let evil = b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00ls\x85R.";
-        assert!(matches!(parse_recording(evil).unwrap(), Value::Call { name, .. } if name == "system"));
+        assert!(
+            matches!(parse_recording(evil).unwrap(), Value::Call { name, .. } if name == "system")
+        );
         // The strict reader still refuses persistent ids.
         assert!(parse(p).is_err());
     }

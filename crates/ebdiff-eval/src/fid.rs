@@ -1,8 +1,12 @@
 //! FID, KID and precision/recall of image sets with the FID Inception network, and the record of
 //! the convention every result file carries (so a number can be compared with a published one).
 
-use crate::inception::{FEATURE_DIM, InceptionError, InceptionV3, WeightsProvenance, load_inception};
-use crate::{FeatureStats, KidConfig, PR_NEIGHBOURHOOD, frechet_distance, kernel_inception_distance};
+use crate::inception::{
+    FEATURE_DIM, InceptionError, InceptionV3, WeightsProvenance, load_inception,
+};
+use crate::{
+    FeatureStats, KidConfig, PR_NEIGHBOURHOOD, frechet_distance, kernel_inception_distance,
+};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -38,7 +42,9 @@ impl FidConvention {
                 "unbiased MMD^2, kernel (x.y/d + 1)^3, {} subsets of {} (seed {})",
                 kid.subsets, kid.subset_size, kid.seed
             ),
-            precision_recall: format!("k = {PR_NEIGHBOURHOOD} nearest neighbours on pool3 features"),
+            precision_recall: format!(
+                "k = {PR_NEIGHBOURHOOD} nearest neighbours on pool3 features"
+            ),
         }
     }
 }
@@ -96,7 +102,11 @@ impl FeatureExtractor {
             "the FID network takes grey or RGB images, not {c} channels"
         );
         let per = c * h * w;
-        assert_eq!(images.len() % per, 0, "pixel count is not a multiple of {shape:?}");
+        assert_eq!(
+            images.len() % per,
+            0,
+            "pixel count is not a multiple of {shape:?}"
+        );
         let n = images.len() / per;
         let mut out = Vec::with_capacity(n * FEATURE_DIM);
         for start in (0..n).step_by(self.batch_size) {

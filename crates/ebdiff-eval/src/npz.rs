@@ -103,7 +103,10 @@ pub fn save_stats_npz_with_features(
     let mut archive = ZipWriter::new(BufWriter::new(File::create(&partial).map_err(io)?));
     let options = FileOptions::default().compression_method(CompressionMethod::Stored);
     let mut arrays = vec![
-        ("mu", npy_bytes(&[dim], "<f8", mu.iter().map(|v| v.to_le_bytes()))),
+        (
+            "mu",
+            npy_bytes(&[dim], "<f8", mu.iter().map(|v| v.to_le_bytes())),
+        ),
         (
             "sigma",
             npy_bytes(&[dim, dim], "<f8", sigma.iter().map(|v| v.to_le_bytes())),

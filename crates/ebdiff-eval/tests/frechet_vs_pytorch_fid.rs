@@ -80,7 +80,10 @@ fn rank_deficient_real_statistics_match_the_exact_nuclear_norm_value() {
     let f = &read_npz(&path).unwrap()["features"];
     let (n, d) = (10, 2048);
     let rows = |start: usize| -> Vec<f32> {
-        f.data[start * d..(start + n) * d].iter().map(|&v| v as f32).collect()
+        f.data[start * d..(start + n) * d]
+            .iter()
+            .map(|&v| v as f32)
+            .collect()
     };
     let (x1, x2) = (rows(0), rows(10));
     let stats = |x: &[f32]| {
@@ -91,9 +94,8 @@ fn rank_deficient_real_statistics_match_the_exact_nuclear_norm_value() {
     let ((mu1, s1), (mu2, s2)) = (stats(&x1), stats(&x2));
     let fid = frechet_distance(&mu1, &s1, &mu2, &s2).unwrap();
 
-    let centred = |x: &[f32], mu: &[f64]| {
-        DMatrix::from_fn(n, d, |i, j| x[i * d + j] as f64 - mu[j])
-    };
+    let centred =
+        |x: &[f32], mu: &[f64]| DMatrix::from_fn(n, d, |i, j| x[i * d + j] as f64 - mu[j]);
     let k = centred(&x1, &mu1) * centred(&x2, &mu2).transpose() / (n - 1) as f64;
     let nuclear: f64 = k.singular_values().iter().sum();
     let trace = |s: &[f64]| (0..d).map(|i| s[i * d + i]).sum::<f64>();

@@ -120,10 +120,7 @@ fn load_png(dir: &Path, name: &str, device: &Device) -> Tensor<4> {
             chw[c * (w * h) as usize + (y * w + x) as usize] = p[c] as f32;
         }
     }
-    Tensor::from_data(
-        TensorData::new(chw, [1, 3, h as usize, w as usize]),
-        device,
-    )
+    Tensor::from_data(TensorData::new(chw, [1, 3, h as usize, w as usize]), device)
 }
 
 #[test]
@@ -131,8 +128,8 @@ fn load_png(dir: &Path, name: &str, device: &Device) -> Tensor<4> {
 fn features_of_20_cifar10_images_match_the_pytorch_reference() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets");
     let device = Device::default();
-    let (net, provenance) = load_inception(&root.join("inception"), &device)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (net, provenance) =
+        load_inception(&root.join("inception"), &device).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         provenance.source_sha256,
         ebdiff_eval::inception::weights::TORCHSCRIPT_SHA256
@@ -154,8 +151,16 @@ fn features_of_20_cifar10_images_match_the_pytorch_reference() {
     assert_eq!(want.shape, vec![20, 2048]);
     let mut worst = 0f64;
     for i in 0..n {
-        let (g, w) = (&got[i * 2048..(i + 1) * 2048], &want.data[i * 2048..(i + 1) * 2048]);
-        let diff: f64 = g.iter().zip(w).map(|(a, b)| (*a as f64 - b).powi(2)).sum::<f64>().sqrt();
+        let (g, w) = (
+            &got[i * 2048..(i + 1) * 2048],
+            &want.data[i * 2048..(i + 1) * 2048],
+        );
+        let diff: f64 = g
+            .iter()
+            .zip(w)
+            .map(|(a, b)| (*a as f64 - b).powi(2))
+            .sum::<f64>()
+            .sqrt();
         let norm: f64 = w.iter().map(|b| b * b).sum::<f64>().sqrt();
         worst = worst.max(diff / norm);
     }
@@ -172,7 +177,10 @@ fn converted_weights_round_trip_and_damage_is_detected() {
     use ebdiff_eval::inception::weights::{CONVERTED_FILE, WeightLayout, save_converted};
     let dir = tempfile::tempdir().unwrap();
     let device = Device::default();
-    let err = load_inception(dir.path(), &device).err().unwrap().to_string();
+    let err = load_inception(dir.path(), &device)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("cargo xtask fetch inception"), "{err}");
 
     // A recognisable network: zero weights, and the biases of the last block's first branch
@@ -188,12 +196,23 @@ fn converted_weights_round_trip_and_damage_is_detected() {
         }
     }
     let net = InceptionV3::build(&mut Marked, &device).unwrap();
-    save_converted(net, WeightLayout::Torchscript, "x.pt".into(), "ab".into(), dir.path())
-        .unwrap();
+    save_converted(
+        net,
+        WeightLayout::Torchscript,
+        "x.pt".into(),
+        "ab".into(),
+        dir.path(),
+    )
+    .unwrap();
     let (loaded, provenance) = load_inception(dir.path(), &device).unwrap();
     assert_eq!(provenance.source_sha256, "ab");
     let x = Tensor::<4>::zeros([1, 3, 8, 8], &device);
-    let f: Vec<f32> = loaded.features(x).into_data().convert::<f32>().try_to_vec().unwrap();
+    let f: Vec<f32> = loaded
+        .features(x)
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec()
+        .unwrap();
     assert!(f[..320].iter().all(|v| *v == 0.25), "{:?}", &f[..4]);
     assert!(f[320..].iter().all(|v| *v == 0.0));
 
@@ -202,6 +221,9 @@ fn converted_weights_round_trip_and_damage_is_detected() {
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0x40;
     std::fs::write(&record, bytes).unwrap();
-    let err = load_inception(dir.path(), &device).err().unwrap().to_string();
+    let err = load_inception(dir.path(), &device)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("sha256") && err.contains("damaged"), "{err}");
 }

