@@ -17,7 +17,9 @@ use ebdiff_eval::fid::{
     FeatureExtractor, FidConvention, SetFeatures, compare_sets, image_files, load_rgb_images,
 };
 use ebdiff_eval::inception::{DEFAULT_WEIGHTS_DIR, FEATURE_DIM};
-use ebdiff_eval::{KidConfig, read_npz, save_stats_npz_with_features, write_image_grid_png};
+use ebdiff_eval::{
+    KidConfig, read_npz, save_features_npz, save_stats_npz_with_features, write_image_grid_png,
+};
 use ebdiff_sampler::{AncestralOptions, sample_ancestral, sample_ddim};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -436,10 +438,7 @@ pub fn eval(args: EvalArgs, backend: BackendKind) -> Result<()> {
                         .map_err(anyhow::Error::msg)?;
                 }
                 let f = fx.features_u8(&pixels, shape, &mut |_| {});
-                let mean = vec![0.0; FEATURE_DIM];
-                let eye = vec![0.0; FEATURE_DIM * FEATURE_DIM];
-                // Shard files hold the features; mu/sigma of a shard are not needed.
-                save_stats_npz_with_features(&path, &mean, &eye, Some(&f))?;
+                save_features_npz(&path, &f, FEATURE_DIM)?;
                 generated_here += n;
                 f
             }

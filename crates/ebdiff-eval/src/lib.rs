@@ -23,7 +23,8 @@ pub use kid::{
     KidConfig, KidEstimate, kernel_inception_distance, kid_from_subsets, polynomial_mmd2_unbiased,
 };
 pub use npz::{
-    NpyArray, NpzError, load_stats_npz, read_npz, save_stats_npz, save_stats_npz_with_features,
+    NpyArray, NpzError, load_stats_npz, read_npz, save_features_npz, save_stats_npz,
+    save_stats_npz_with_features,
 };
 pub use precision_recall::{PR_NEIGHBOURHOOD, PrecisionRecall, precision_recall};
 pub use scatter::{ScatterSeries, write_scatter_png};

@@ -88,6 +88,42 @@ pub fn save_stats_npz_with_features(
             ),
         });
     }
+    let mut arrays = vec![
+        (
+            "mu",
+            npy_bytes(&[dim], "<f8", mu.iter().map(|v| v.to_le_bytes())),
+        ),
+        (
+            "sigma",
+            npy_bytes(&[dim, dim], "<f8", sigma.iter().map(|v| v.to_le_bytes())),
+        ),
+    ];
+    if let Some(f) = features {
+        arrays.push(("features", features_npy(path, f, dim)?));
+    }
+    write_npz(path, arrays)
+}
+
+/// Only the row-major `[n, dim]` float32 `features` (the shards of `cargo xtask eval`).
+pub fn save_features_npz(path: &Path, features: &[f32], dim: usize) -> Result<(), NpzError> {
+    write_npz(path, vec![("features", features_npy(path, features, dim)?)])
+}
+
+fn features_npy(path: &Path, f: &[f32], dim: usize) -> Result<Vec<u8>, NpzError> {
+    if dim == 0 || f.len() % dim != 0 {
+        return Err(NpzError::BadArray {
+            path: path.to_path_buf(),
+            key: "features".into(),
+            problem: format!("{} values are not rows of {dim}", f.len()),
+        });
+    }
+    let shape = [f.len() / dim, dim];
+    Ok(npy_bytes(&shape, "<f4", f.iter().map(|v| v.to_le_bytes())))
+}
+
+/// Writes `.npy` arrays as an uncompressed `.npz` next to `path`, then renames it into place, so
+/// an interrupted run never leaves a truncated file.
+fn write_npz(path: &Path, arrays: Vec<(&str, Vec<u8>)>) -> Result<(), NpzError> {
     let io = |source| NpzError::Io {
         path: path.to_path_buf(),
         source,
@@ -102,30 +138,6 @@ pub fn save_stats_npz_with_features(
 
     let mut archive = ZipWriter::new(BufWriter::new(File::create(&partial).map_err(io)?));
     let options = FileOptions::default().compression_method(CompressionMethod::Stored);
-    let mut arrays = vec![
-        (
-            "mu",
-            npy_bytes(&[dim], "<f8", mu.iter().map(|v| v.to_le_bytes())),
-        ),
-        (
-            "sigma",
-            npy_bytes(&[dim, dim], "<f8", sigma.iter().map(|v| v.to_le_bytes())),
-        ),
-    ];
-    if let Some(f) = features {
-        if f.len() % dim != 0 {
-            return Err(NpzError::BadArray {
-                path: path.to_path_buf(),
-                key: "features".into(),
-                problem: format!("{} values are not rows of {dim}", f.len()),
-            });
-        }
-        let shape = [f.len() / dim, dim];
-        arrays.push((
-            "features",
-            npy_bytes(&shape, "<f4", f.iter().map(|v| v.to_le_bytes())),
-        ));
-    }
     for (key, bytes) in arrays {
         archive
             .start_file(format!("{key}.npy"), options)
