@@ -77,7 +77,7 @@ fn extract(fx: &FeatureExtractor, pixels: &[u8], shape: [usize; 3], what: &str) 
 }
 
 /// Statistics (and features when stored) of an `.npz` written by us, pytorch-fid or clean-fid.
-fn load_stats(path: &Path) -> Result<SetFeatures> {
+pub(crate) fn load_stats(path: &Path) -> Result<SetFeatures> {
     let arrays = read_npz(path)?;
     let get = |k: &str| {
         arrays.get(k).with_context(|| {

@@ -1,7 +1,8 @@
 //! Evaluation: metrics of samples against exactly known targets, distances between sample sets,
-//! feature-based image metrics (FID, KID, precision/recall) with their statistics files, and
-//! plots.
+//! composition accuracy on the shapes dataset, feature-based image metrics (FID, KID,
+//! precision/recall) with their statistics files, and plots.
 
+pub mod composition_accuracy;
 pub mod distances;
 mod feature_rows;
 pub mod feature_stats;
@@ -15,6 +16,7 @@ pub mod precision_recall;
 pub mod scatter;
 pub mod toy_metrics;
 
+pub use composition_accuracy::{CompositionScore, composition_accuracy};
 pub use distances::{mmd2_rbf, w2_exact};
 pub use feature_stats::FeatureStats;
 pub use frechet::{FrechetError, frechet_distance};

@@ -309,7 +309,8 @@ impl CompositionSpec {
         out
     }
 
-    fn visit(&self, f: &mut impl FnMut(&CompositionSpec)) {
+    /// Calls `f` on every node, parents before children.
+    pub fn visit(&self, f: &mut impl FnMut(&CompositionSpec)) {
         f(self);
         match self {
             CompositionSpec::Model { .. } | CompositionSpec::Classifier { .. } => {}

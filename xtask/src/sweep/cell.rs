@@ -1,14 +1,19 @@
 //! One cell: load what its composition uses, sample, score, write its directory.
 
 use super::metrics::{MMD_BANDWIDTHS, scored_log_density};
-use super::spec::{Cell, Metric, ScoreMh, exact_target};
+use super::spec::{Cell, EvalConfig, Metric, ScoreMh, exact_target};
 use crate::sample::{Drawn, composition_spec, draw, load_for, write_npy, write_samples_png};
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use ebdiff_core::rng::stream;
-use ebdiff_eval::{mmd2_rbf, w2_exact};
+use ebdiff_data::image::{ImageDataConfig, ShapesConfig};
+use ebdiff_eval::fid::{FeatureExtractor, FidConvention, SetComparison, SetFeatures, compare_sets};
+use ebdiff_eval::inception::{DEFAULT_WEIGHTS_DIR, FEATURE_DIM};
+use ebdiff_eval::{KidConfig, composition_accuracy, mmd2_rbf, w2_exact};
 use ebdiff_model::DiffusionModel;
-use ebdiff_sampler::{CompositionSpec, Target};
+use ebdiff_sampler::{CompositionSpec, SamplingConfig, Target};
+use ebdiff_trainer::ExperimentConfig;
+use ebdiff_trainer::data::DataConfig;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -93,6 +98,95 @@ fn not_applicable(
         ));
     }
     None
+}
+
+/// The cells a shapes composition asks for: the labels of its conditional models and
+/// classifiers, in order of first appearance.
+pub fn requested_cells(spec: &CompositionSpec) -> Vec<usize> {
+    let mut cells = Vec::new();
+    spec.visit(&mut |node| {
+        let label = match node {
+            CompositionSpec::Model { label, .. } => *label,
+            CompositionSpec::Classifier { label, .. } => Some(*label),
+            _ => None,
+        };
+        if let Some(l) = label.filter(|l| !cells.contains(l)) {
+            cells.push(l);
+        }
+    });
+    cells
+}
+
+/// The shapes layout the composition's models were trained on (the `[data.shapes]` of their
+/// run configs; they must agree).
+fn shapes_config_of(cfg: &SamplingConfig, spec: &CompositionSpec) -> Result<ShapesConfig> {
+    let mut found: Option<(ShapesConfig, String)> = None;
+    for name in spec.model_names() {
+        let dir = cfg
+            .models
+            .get(&name)
+            .with_context(|| format!("model `{name}` has no run directory in [models]"))?;
+        let run = ExperimentConfig::load(&Path::new(dir).join("config.toml"))?;
+        let DataConfig::Image(ImageDataConfig::Shapes { shapes, .. }) = run.data else {
+            bail!(
+                "composition-accuracy scores shapes images, but model `{name}` ({dir}) was not trained on `kind = \"shapes\"` data"
+            );
+        };
+        match &found {
+            Some((s, first)) if s != &shapes => bail!(
+                "models `{first}` and `{name}` were trained on different shapes layouts; composition accuracy needs one"
+            ),
+            Some(_) => {}
+            None => found = Some((shapes, name)),
+        }
+    }
+    found
+        .map(|(s, _)| s)
+        .context("the composition uses no model")
+}
+
+/// FID, KID (and precision/recall) of image samples in [−1, 1] against `eval.reference`, with
+/// the FID Inception network; writes the convention and the numbers to `fid.json`.
+fn fid_against_reference(
+    eval: &EvalConfig,
+    samples: &[f32],
+    count: usize,
+    data_shape: &[usize],
+    device: &Device,
+    dir: &Path,
+) -> Result<SetComparison> {
+    let shape: [usize; 3] = match data_shape {
+        &[c, h, w] if c == 1 || c == 3 => [c, h, w],
+        other => bail!("FID/KID score grey or RGB images; these samples have shape {other:?}"),
+    };
+    let reference_path = eval.reference.as_deref().expect("checked when parsed");
+    let reference = crate::fid::load_stats(Path::new(reference_path)).with_context(|| {
+        format!("FID reference {reference_path} (make one with `cargo xtask fid-stats`)")
+    })?;
+    let weights = eval.inception.as_deref().unwrap_or(DEFAULT_WEIGHTS_DIR);
+    let fx = FeatureExtractor::load(Path::new(weights), device.clone(), 50)?;
+    let pixels: Vec<u8> = samples
+        .iter()
+        .map(|v| ((v.clamp(-1.0, 1.0) + 1.0) * 127.5).round() as u8)
+        .collect();
+    let features = fx.features_u8(&pixels, shape, &mut |_| {});
+    debug_assert_eq!(features.len(), count * FEATURE_DIM);
+    let kid = KidConfig {
+        subsets: 100,
+        subset_size: 1000,
+        seed: 0,
+    };
+    let c = compare_sets(&reference, &SetFeatures::from_features(features), &kid)?;
+    std::fs::write(
+        dir.join("fid.json"),
+        serde_json::to_string_pretty(&serde_json::json!({
+            "reference": reference_path,
+            "result": c,
+            "convention": FidConvention::new(fx.provenance(), &kid),
+            "quantization": "samples clipped to [-1, 1], round((x + 1) * 127.5) to uint8",
+        }))?,
+    )?;
+    Ok(c)
 }
 
 /// Runs `cell` into `dir` (which exists and is empty). Writes config.toml first, then samples,
@@ -184,6 +278,7 @@ pub fn run_cell(
         64,
     )?;
     let m = &mut result.metrics;
+    let mut fid: Option<SetComparison> = None;
     for metric in metrics {
         match metric {
             Metric::LogDensity => {
@@ -217,7 +312,38 @@ pub fn run_cell(
             Metric::WallTime => {
                 m.insert("seconds".into(), seconds);
             }
-            Metric::Fid | Metric::Kid => unreachable!("refused when the sweep is parsed"),
+            Metric::CompositionAccuracy => {
+                let shapes = shapes_config_of(cfg, &spec)?;
+                let score = composition_accuracy(&samples, &shapes, &requested_cells(&spec))
+                    .map_err(anyhow::Error::msg)?;
+                m.insert("accuracy".into(), score.accuracy);
+                m.insert("cell_recall".into(), score.cell_recall);
+                m.insert("objects".into(), score.mean_objects);
+            }
+            Metric::Fid | Metric::Kid => {
+                if fid.is_none() {
+                    fid = Some(fid_against_reference(
+                        &cell.eval,
+                        &samples,
+                        n,
+                        &loaded.data_shape,
+                        device,
+                        dir,
+                    )?);
+                }
+                let c = fid.as_ref().expect("just computed");
+                if *metric == Metric::Fid {
+                    m.insert("fid".into(), c.fid);
+                } else if let (Some(k), Some(s)) = (c.kid_mean, c.kid_std) {
+                    m.insert("kid".into(), k);
+                    m.insert("kid_std".into(), s);
+                } else {
+                    bail!(
+                        "KID needs the reference's features and at least 2 samples; {} has no `features` array (write it with `cargo xtask fid-stats`)",
+                        cell.eval.reference.as_deref().unwrap_or("?")
+                    );
+                }
+            }
         }
     }
     if !levels.is_empty() {

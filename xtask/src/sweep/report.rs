@@ -4,7 +4,7 @@
 use super::cell::{CellResult, STATUS_NA, STATUS_OK};
 use super::metrics::{MMD_BANDWIDTHS, mean_std, scored_log_density};
 use super::plots::{Chart, Series, chart_svg};
-use super::spec::{Cell, SEED_AXIS, Sweep};
+use super::spec::{Cell, SEED_AXIS, Sweep, sanitize};
 use super::{Summary, cell_dir, finished};
 use anyhow::{Context, Result};
 use ebdiff_core::rng::stream;
@@ -15,7 +15,12 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Metric columns in report order: (result key, column title, decimals).
-const COLUMNS: [(&str, &str, usize); 8] = [
+const COLUMNS: &[(&str, &str, usize)] = &[
+    ("accuracy", "accuracy", 3),
+    ("cell_recall", "cell recall", 3),
+    ("objects", "objects", 2),
+    ("fid", "FID", 2),
+    ("kid", "KID", 4),
     ("log_density", "log-density", 3),
     ("floored_fraction", "floored", 3),
     ("mmd2", "MMD²", 4),
@@ -27,7 +32,10 @@ const COLUMNS: [(&str, &str, usize); 8] = [
 ];
 
 /// Quality metrics plotted against NFE and step size: (key, title, higher is better).
-const QUALITY: [(&str, &str); 3] = [
+const QUALITY: [(&str, &str); 6] = [
+    ("accuracy", "composition accuracy (higher is better)"),
+    ("fid", "FID (lower is better)"),
+    ("kid", "KID (lower is better)"),
     ("log_density", "mean log-density (higher is better)"),
     ("mmd2", "MMD² (lower is better)"),
     ("w2", "W2 (lower is better)"),
@@ -369,6 +377,32 @@ pub fn write_report(sweep: &Sweep, out: &Path, source: Option<&Path>) -> Result<
                     &by_nfe,
                 )?;
                 files.push((name, format!("{key} vs NFE")));
+            }
+            if let Some(xkey) = &sweep.report.x {
+                let by_x = series_by(&|g| {
+                    let v = g.values(key);
+                    let x = g.first().number(xkey)?;
+                    (!v.is_empty()).then(|| {
+                        let (m, s) = mean_std(&v);
+                        (x, m, s)
+                    })
+                });
+                if !by_x.is_empty() {
+                    let name = format!("{key}-vs-{}{}.svg", sanitize(xkey), suffix(panel));
+                    chart_svg(
+                        &plots_dir.join(&name),
+                        &Chart {
+                            title: &format!("{title} vs {xkey} — {panel}"),
+                            x_desc: xkey,
+                            y_desc: key,
+                            log_x: false,
+                            lines: true,
+                            legend: SeriesLabelPosition::LowerRight,
+                        },
+                        &by_x,
+                    )?;
+                    files.push((name, format!("{key} vs {xkey}")));
+                }
             }
             let by_step = series_by(&|g| {
                 let v = g.values(key);

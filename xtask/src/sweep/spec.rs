@@ -25,22 +25,17 @@ pub enum Metric {
     Nfe,
     /// Seconds of sampling per cell.
     WallTime,
-    /// FID of image samples (needs the Inception network: not available yet).
+    /// Shapes images: share with an object in every cell the composition's conditional models
+    /// ask for (their `label`s), by the dataset's exact pixel detector; also the per-cell
+    /// recall and the mean number of objects.
+    CompositionAccuracy,
+    /// FID of image samples against `eval.reference` (FID Inception network).
     Fid,
-    /// KID of image samples (needs the Inception network: not available yet).
+    /// KID (mean and std over subsets) against `eval.reference`, which must hold features.
     Kid,
 }
 
 impl Metric {
-    pub const AVAILABLE: [Metric; 6] = [
-        Metric::LogDensity,
-        Metric::Mmd,
-        Metric::W2,
-        Metric::Acceptance,
-        Metric::Nfe,
-        Metric::WallTime,
-    ];
-
     pub fn name(self) -> &'static str {
         match self {
             Metric::LogDensity => "log-density",
@@ -49,6 +44,7 @@ impl Metric {
             Metric::Acceptance => "acceptance",
             Metric::Nfe => "nfe",
             Metric::WallTime => "wall-time",
+            Metric::CompositionAccuracy => "composition-accuracy",
             Metric::Fid => "fid",
             Metric::Kid => "kid",
         }
@@ -80,6 +76,14 @@ pub struct EvalConfig {
     pub target: Option<String>,
     #[serde(default)]
     pub score_mh: ScoreMh,
+    /// FID/KID reference statistics: an `.npz` of `cargo xtask fid-stats` (mu, sigma, and the
+    /// features KID needs). Skipped when absent so that adding it left older cell ids alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Folder of the converted FID weights (default `datasets/inception`, from
+    /// `cargo xtask fetch inception`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inception: Option<String>,
 }
 
 pub const EXACT_TARGETS: [&str; 3] = ["ring-x-bar", "blob-mixture", "box-negation"];
@@ -105,6 +109,10 @@ pub struct ReportConfig {
     pub panels: Option<String>,
     #[serde(default)]
     pub series: Option<String>,
+    /// A numeric key of the cell config (e.g. `sampler.steps_per_level`): quality metrics are
+    /// also plotted against its value, one line per series.
+    #[serde(default)]
+    pub x: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -178,6 +186,18 @@ impl Cell {
         } else {
             g.join("-")
         }
+    }
+
+    /// The number at dotted `key` of the resolved config (`sampler.steps_per_level`,
+    /// `eval.KEY`, `count`), if it is one.
+    pub fn number(&self, key: &str) -> Option<f64> {
+        let (root, rest) = match key.strip_prefix("eval.") {
+            Some(rest) => (&self.resolved["eval"], rest),
+            None => (&self.resolved["sampling"], key),
+        };
+        rest.split('.')
+            .try_fold(root, |v, k| v.get(k))
+            .and_then(|v| v.as_f64())
     }
 
     pub fn label(&self, axis: &str) -> Option<&str> {
@@ -303,15 +323,6 @@ pub fn load(path: &Path) -> Result<Sweep> {
 
 pub fn parse(text: &str, origin: &str) -> Result<Sweep> {
     let file: SweepFile = ebdiff_core::parse_toml(text, origin)?;
-    for m in &file.metrics {
-        if matches!(m, Metric::Fid | Metric::Kid) {
-            bail!(
-                "{origin}: metric `{}` needs the Inception feature network, which ebdiff-eval does not provide yet; available metrics: {}",
-                m.name(),
-                Metric::AVAILABLE.map(|m| m.name()).join(", ")
-            );
-        }
-    }
     if file.metrics.is_empty() {
         bail!("{origin}: `metrics` is empty");
     }
@@ -441,6 +452,13 @@ pub fn parse(text: &str, origin: &str) -> Result<Sweep> {
                     c.name
                 );
             }
+            if matches!(m, Metric::Fid | Metric::Kid) && c.eval.reference.is_none() {
+                bail!(
+                    "{origin}: metric `{}` needs `eval.reference`, reference statistics with features (`cargo xtask fid-stats --data … --out ref.npz`), which cell `{}` lacks",
+                    m.name(),
+                    c.name
+                );
+            }
         }
     }
     let axis_names: Vec<String> = axes.iter().map(|(a, _)| a.clone()).collect();
@@ -454,6 +472,14 @@ pub fn parse(text: &str, origin: &str) -> Result<Sweep> {
                 axis_names.join(", ")
             );
         }
+    }
+    if let Some(x) = &file.report.x
+        && let Some(c) = cells.iter().find(|c| c.number(x).is_none())
+    {
+        bail!(
+            "{origin}: `report.x` = `{x}` is not a number in the config of cell `{}` (use a numeric key such as `sampler.steps_per_level`)",
+            c.name
+        );
     }
     Ok(Sweep {
         name: file.name,

@@ -1,6 +1,7 @@
 //! Sweep tests on tiny untrained models (a few seconds in all).
 
 use super::cell::{CellResult, STATUS_NA, STATUS_OK};
+use super::report::write_report;
 use super::spec::parse;
 use super::*;
 use burn::module::Module;
@@ -218,7 +219,9 @@ fn unknown_keys_and_unavailable_metrics_are_errors_naming_them() {
     let m = err(&base.replace("\"w2\",", "\"w3\","));
     assert!(m.contains("w3") && m.contains("log-density"), "{m}");
     let m = err(&base.replace("\"w2\",", "\"fid\","));
-    assert!(m.contains("fid") && m.contains("Inception"), "{m}");
+    assert!(m.contains("fid") && m.contains("eval.reference"), "{m}");
+    let m = err(&format!("{base}[report]\nx = \"sampler.kind\"\n"));
+    assert!(m.contains("report.x") && m.contains("not a number"), "{m}");
     let m = err(&base.replace("target = \"ring-x-bar\"", ""));
     assert!(
         m.contains("eval.target") && m.contains("log-density"),
@@ -496,4 +499,205 @@ fn models_listed_under_train_are_trained_once_when_missing() {
     let out = tmp.path().join("out");
     let s = run_cells(&sweep, &out, &opts(Arc::new(AtomicBool::new(false)), None)).unwrap();
     assert_eq!(s.computed.len(), 1, "{s:?}");
+}
+
+/// A run directory of a tiny randomly initialized cell-conditional shapes model (12×12, 2×2).
+fn tiny_shapes_model(root: &Path) -> PathBuf {
+    let dir = root.join("shapes");
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../configs/tiny/shapes.toml"
+    ))
+    .unwrap()
+    .replace("size = 16", "size = 12")
+    .replace("data_shape = [3, 16, 16]", "data_shape = [3, 12, 12]")
+    .replace("attention_resolutions = [8]", "attention_resolutions = []")
+    .replace("timesteps = 50", "timesteps = 25");
+    std::fs::write(dir.join("config.toml"), text).unwrap();
+    let cfg = ebdiff_trainer::ExperimentConfig::load(&dir.join("config.toml")).unwrap();
+    let device = BackendKind::Flex.device().unwrap();
+    device.seed(2);
+    cfg.model
+        .init(cfg.diffusion.build().len(), &device)
+        .save_file(dir.join("ema.bpk"))
+        .unwrap();
+    dir
+}
+
+/// `[count, dim]` f32 values of a `.npy` written by `write_npy`.
+fn read_npy_f32(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    let header = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    bytes[10 + header..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+#[test]
+fn shapes_cells_score_composition_accuracy_on_the_cells_the_composition_asks_for() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny_shapes_model(tmp.path());
+    let text = format!(
+        r#"
+name = "shapes"
+metrics = ["composition-accuracy", "acceptance", "nfe"]
+[base]
+count = 6
+[base.sampler]
+kind = "mala"
+mode = "reverse-then-same"
+step_size = {{ law = "beta-scaled", c = 0.05 }}
+[base.models]
+shapes = {:?}
+[base.composition]
+op = "guided"
+weight = 2.0
+uncond = {{ op = "model", model = "shapes" }}
+conds = [{{ op = "model", model = "shapes", label = 3 }}, {{ op = "model", model = "shapes", label = 0 }}]
+[grid]
+"sampler.steps_per_level" = [0, 1]
+[report]
+x = "sampler.steps_per_level"
+"#,
+        model.display().to_string()
+    );
+    let sweep = parse(&text, "t.toml").unwrap();
+    let out = tmp.path().join("out");
+    let s = run_cells(&sweep, &out, &opts(Arc::new(AtomicBool::new(false)), None)).unwrap();
+    assert_eq!(s.computed.len(), 2, "{s:?}");
+    let shapes = ebdiff_data::image::ShapesConfig {
+        size: 12,
+        grid: 2,
+        max_objects: 2,
+        ..Default::default()
+    };
+    for c in &sweep.cells {
+        let dir = cell_dir(&out, c);
+        let r: CellResult =
+            serde_json::from_slice(&std::fs::read(dir.join("result.json")).unwrap()).unwrap();
+        assert_eq!(r.status, STATUS_OK);
+        // Independently: the requested cells are the conditional labels, 3 and 0.
+        let samples = read_npy_f32(&dir.join("samples.npy"));
+        let expect = ebdiff_eval::composition_accuracy(&samples, &shapes, &[0, 3]).unwrap();
+        assert_eq!(r.metrics["accuracy"], expect.accuracy);
+        assert_eq!(r.metrics["cell_recall"], expect.cell_recall);
+        assert_eq!(r.metrics["objects"], expect.mean_objects);
+        // K = 0 is reverse diffusion: no MH steps, so no acceptance.
+        assert_eq!(
+            r.metrics.contains_key("acceptance"),
+            c.sampling.sampler.steps_per_level > 0
+        );
+    }
+    write_report(&sweep, &out, None).unwrap();
+    let plot = out.join("report/plots/accuracy-vs-sampler.steps_per_level.svg");
+    assert!(plot.exists(), "{}", plot.display());
+    // A model that was not trained on shapes cannot be scored: the cell records why.
+    let toy = tiny_model(tmp.path(), "toy", "energy");
+    let bad = text
+        .replace(&model.display().to_string(), &toy.display().to_string())
+        .replace(
+            "\"sampler.steps_per_level\" = [0, 1]",
+            "\"sampler.steps_per_level\" = [0]",
+        );
+    let sweep = parse(&bad, "t.toml").unwrap();
+    let out = tmp.path().join("out-bad");
+    let s = run_cells(&sweep, &out, &opts(Arc::new(AtomicBool::new(false)), None)).unwrap();
+    assert_eq!(s.failed.len(), 1, "{s:?}");
+    let e = std::fs::read_to_string(cell_dir(&out, &sweep.cells[0]).join("error.json")).unwrap();
+    assert!(e.contains("shapes"), "{e}");
+}
+
+#[test]
+#[ignore = "needs `cargo xtask fetch inception`"]
+fn fid_and_kid_cells_score_image_samples_against_the_reference_statistics() {
+    use ebdiff_eval::fid::{FeatureExtractor, SetFeatures};
+    let weights = Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/inception");
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tiny_shapes_model(tmp.path());
+    let text = |reference: &Path| {
+        format!(
+            r#"
+name = "fid"
+metrics = ["fid", "kid"]
+[base]
+count = 8
+[base.sampler]
+kind = "ancestral"
+[base.models]
+default = {:?}
+[eval]
+reference = {:?}
+inception = {:?}
+[grid]
+seed = [0, 1]
+"#,
+            model.display().to_string(),
+            reference.display().to_string(),
+            weights.display().to_string()
+        )
+    };
+    // Reference: the statistics (and features) of seed 0's own samples, computed here by hand.
+    let reference = tmp.path().join("ref.npz");
+    let first = parse(&text(&reference), "t.toml").unwrap();
+    let out = tmp.path().join("out");
+    let s = run_cells(&first, &out, &opts(Arc::new(AtomicBool::new(false)), None)).unwrap();
+    assert_eq!(s.failed.len(), 2, "no reference yet: {s:?}");
+    let e = std::fs::read_to_string(cell_dir(&out, &first.cells[0]).join("error.json")).unwrap();
+    assert!(e.contains("fid-stats"), "{e}");
+
+    let samples: Vec<f32> = {
+        // Draw seed 0 with the sample command's code path, outside the sweep.
+        let cell = &first.cells[0];
+        let device = BackendKind::Flex.device().unwrap();
+        let loaded = crate::sample::load_for(&cell.sampling, None, None, &device).unwrap();
+        let target = loaded
+            .build(&crate::sample::composition_spec(&cell.sampling))
+            .unwrap();
+        crate::sample::draw(
+            &cell.sampling,
+            &target,
+            &loaded.schedule,
+            &device,
+            |_, _, _| {},
+        )
+        .unwrap()
+        .samples
+    };
+    let pixels: Vec<u8> = samples
+        .iter()
+        .map(|v| ((v.clamp(-1.0, 1.0) + 1.0) * 127.5).round() as u8)
+        .collect();
+    let fx = FeatureExtractor::load(&weights, BackendKind::Flex.device().unwrap(), 8).unwrap();
+    let set = SetFeatures::from_features(fx.features_u8(&pixels, [3, 12, 12], &mut |_| {}));
+    ebdiff_eval::save_stats_npz_with_features(
+        &reference,
+        &set.mu,
+        &set.sigma,
+        set.features.as_deref(),
+    )
+    .unwrap();
+
+    let s = run_cells(&first, &out, &opts(Arc::new(AtomicBool::new(false)), None)).unwrap();
+    assert_eq!(s.computed.len(), 2, "failed cells are redone: {s:?}");
+    let result = |c: &Cell| -> CellResult {
+        serde_json::from_slice(&std::fs::read(cell_dir(&out, c).join("result.json")).unwrap())
+            .unwrap()
+    };
+    let same = result(&first.cells[0]);
+    let other = result(&first.cells[1]);
+    // The same images as the reference: FID 0 (up to the eigen-solver), KID ≤ 0 in expectation
+    // (unbiased); another seed's images: clearly positive.
+    assert!(same.metrics["fid"].abs() < 1e-6, "{:?}", same.metrics);
+    assert!(other.metrics["fid"] > 1.0, "{:?}", other.metrics);
+    assert!(
+        other.metrics["kid"] > same.metrics["kid"],
+        "{:?} {:?}",
+        same,
+        other
+    );
+    let fid_json =
+        std::fs::read_to_string(cell_dir(&out, &first.cells[0]).join("fid.json")).unwrap();
+    assert!(fid_json.contains("weights_sha256"), "{fid_json}");
 }
