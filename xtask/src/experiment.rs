@@ -193,7 +193,7 @@ pub fn compose2d(args: Compose2dArgs, backend: BackendKind) -> Result<()> {
                         let opts = sc
                             .annealed_options(schedule.len(), seed)
                             .context("MCMC sampler")?;
-                        let (x, diag) = sample_annealed(
+                        let run = sample_annealed(
                             &composition,
                             &schedule,
                             args.count,
@@ -201,10 +201,11 @@ pub fn compose2d(args: Compose2dArgs, backend: BackendKind) -> Result<()> {
                             &device,
                             |_| {},
                         );
-                        let acc: Vec<f64> = diag.iter().filter_map(|d| d.acceptance).collect();
+                        let acc: Vec<f64> =
+                            run.levels.iter().filter_map(|d| d.acceptance).collect();
                         let acc =
                             (!acc.is_empty()).then(|| acc.iter().sum::<f64>() / acc.len() as f64);
-                        (x, diag.last().map(|d| d.nfe).unwrap_or(0), acc)
+                        (run.samples, run.nfe, acc)
                     }
                 };
                 let seconds = start.elapsed().as_secs_f64();

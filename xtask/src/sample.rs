@@ -281,11 +281,10 @@ pub fn draw(
                 .annealed_options(schedule.len(), cfg.seed)
                 .expect("MCMC sampler");
             let total = schedule.len();
-            let (x, diag) = sample_annealed(target, schedule, n, &opts, device, |d| {
+            let run = sample_annealed(target, schedule, n, &opts, device, |d| {
                 on_level(total - d.level, total, d.acceptance)
             });
-            let nfe = diag.last().map(|d| d.nfe).unwrap_or(0);
-            (x, nfe, diag)
+            (run.samples, run.nfe, run.levels)
         }
     };
     let samples: Vec<f32> = samples

@@ -226,8 +226,18 @@ fn tune_step(
     (step, acc, nfe)
 }
 
-/// Runs annealed sampling of `target` for `n` chains; returns samples `[n, D]` and per-level
-/// diagnostics.
+/// What [`sample_annealed`] returns.
+pub struct AnnealedRun {
+    /// `[n, D]`.
+    pub samples: Tensor<2>,
+    /// One entry per level where MCMC ran.
+    pub levels: Vec<LevelDiagnostics>,
+    /// Target evaluations per chain, all of them: the reverse steps at levels outside the MCMC
+    /// window count too (the last level's cumulative `nfe` misses those below the window).
+    pub nfe: usize,
+}
+
+/// Runs annealed sampling of `target` for `n` chains.
 pub fn sample_annealed(
     target: &dyn Target,
     schedule: &NoiseSchedule,
@@ -235,7 +245,7 @@ pub fn sample_annealed(
     opts: &AnnealedOptions,
     device: &Device,
     mut callback: impl FnMut(&LevelDiagnostics),
-) -> (Tensor<2>, Vec<LevelDiagnostics>) {
+) -> AnnealedRun {
     assert!(
         !opts.kernel.is_metropolis() || target.has_energy() || opts.line_points >= 2,
         "score-only MALA needs line_points ≥ 2"
@@ -336,5 +346,9 @@ pub fn sample_annealed(
         callback(&d);
         diagnostics.push(d);
     }
-    (x, diagnostics)
+    AnnealedRun {
+        samples: x,
+        levels: diagnostics,
+        nfe,
+    }
 }

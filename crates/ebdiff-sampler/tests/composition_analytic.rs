@@ -68,7 +68,8 @@ fn product_of_two_gaussians_needs_mcmc_not_summed_score_reverse_diffusion() {
     let mut opts = AnnealedOptions::paper_2d(KernelKind::Hmc, schedule.len());
     opts.step_size = ebdiff_sampler::LevelSchedule::constant(0.1);
     opts.seed = 2;
-    let (hmc, diag) = sample_annealed(&product, &schedule, n, &opts, &device, |_| {});
+    let run = sample_annealed(&product, &schedule, n, &opts, &device, |_| {});
+    let (hmc, diag) = (run.samples, run.levels);
     let (m_hmc, v_hmc) = variance(hmc);
     eprintln!(
         "reverse: mean {m_rev:.4} var {v_rev:.4}; annealed HMC: mean {m_hmc:.4} var {v_hmc:.4}"

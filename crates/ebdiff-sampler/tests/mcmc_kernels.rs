@@ -226,8 +226,8 @@ fn step_size_search_hits_the_acceptance_band() {
             probe_steps: 3,
             max_probes: 20,
         });
-        let (_, diag) = sample_annealed(&target, &schedule, 4000, &opts, &Device::flex(), |_| {});
-        for d in &diag {
+        let run = sample_annealed(&target, &schedule, 4000, &opts, &Device::flex(), |_| {});
+        for d in &run.levels {
             let acc = d.acceptance.unwrap();
             assert!(
                 (0.5..=0.85).contains(&acc),
@@ -237,6 +237,61 @@ fn step_size_search_hits_the_acceptance_band() {
             );
             assert!(d.step_size > 1e-3, "step was not searched: {}", d.step_size);
             assert!(d.tune_nfe > 0);
+        }
+    }
+}
+
+/// Counts the evaluations a sampler asks for; its diagnostics (`term_score_norms`) do not count.
+struct Counting<T> {
+    inner: T,
+    calls: std::cell::Cell<usize>,
+}
+
+impl<T: Target> Target for Counting<T> {
+    fn data_dim(&self) -> usize {
+        self.inner.data_dim()
+    }
+    fn has_energy(&self) -> bool {
+        self.inner.has_energy()
+    }
+    fn evaluate(&self, x: Tensor<2>, level: usize) -> Evaluation {
+        self.calls.set(self.calls.get() + 1);
+        self.inner.evaluate(x, level)
+    }
+    fn term_score_norms(&self, _: Tensor<2>, _: usize) -> Vec<f64> {
+        Vec::new()
+    }
+}
+
+#[test]
+fn nfe_counts_every_evaluation_including_reverse_steps_outside_the_mcmc_window() {
+    use ebdiff_sampler::{AnnealMode, AnnealedOptions, KernelKind, sample_annealed};
+    let schedule = ebdiff_core::NoiseSchedule::from_betas(vec![0.05; 10]);
+    for mode in [AnnealMode::Pure, AnnealMode::ReverseThenSame, AnnealMode::ReverseThenNext] {
+        for kernel in [KernelKind::Ula, KernelKind::Mala, KernelKind::Hmc] {
+            for k in [0, 2] {
+                let target = Counting {
+                    inner: StaticTarget(gmm2d()),
+                    calls: std::cell::Cell::new(0),
+                };
+                let mut opts = AnnealedOptions::paper_2d(kernel, schedule.len());
+                opts.mode = mode;
+                opts.steps_per_level = k;
+                opts.window = (5, 8);
+                let run = sample_annealed(&target, &schedule, 3, &opts, &Device::flex(), |_| {});
+                assert_eq!(
+                    run.nfe,
+                    target.calls.get(),
+                    "{mode:?} {kernel:?} K = {k}: reported vs counted"
+                );
+                // Levels 9…0 all take a reverse step in the reverse modes, the window's below too.
+                let reverse = if mode == AnnealMode::Pure { 0 } else { 10 };
+                if k == 0 {
+                    assert_eq!(run.nfe, reverse, "{mode:?} {kernel:?}");
+                } else {
+                    assert!(run.nfe > reverse + 4 * k, "{mode:?} {kernel:?} {}", run.nfe);
+                }
+            }
         }
     }
 }
