@@ -14,7 +14,8 @@ pub use ancestral::{
     AncestralOptions, LevelInfo, Variance, ddim_step, reverse_step, sample_ancestral, sample_ddim,
 };
 pub use annealed::{
-    AnnealMode, AnnealedOptions, AnnealedRun, KernelKind, LevelDiagnostics, TuneOptions, sample_annealed,
+    AnnealMode, AnnealedOptions, AnnealedRun, KernelKind, LevelDiagnostics, TuneOptions,
+    sample_annealed,
 };
 pub use composition::{Composition, CompositionError};
 pub use config::{CompositionSpec, SamplerConfig, SamplerKind, SamplingConfig};

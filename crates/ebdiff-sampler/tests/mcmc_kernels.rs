@@ -267,7 +267,11 @@ impl<T: Target> Target for Counting<T> {
 fn nfe_counts_every_evaluation_including_reverse_steps_outside_the_mcmc_window() {
     use ebdiff_sampler::{AnnealMode, AnnealedOptions, KernelKind, sample_annealed};
     let schedule = ebdiff_core::NoiseSchedule::from_betas(vec![0.05; 10]);
-    for mode in [AnnealMode::Pure, AnnealMode::ReverseThenSame, AnnealMode::ReverseThenNext] {
+    for mode in [
+        AnnealMode::Pure,
+        AnnealMode::ReverseThenSame,
+        AnnealMode::ReverseThenNext,
+    ] {
         for kernel in [KernelKind::Ula, KernelKind::Mala, KernelKind::Hmc] {
             for k in [0, 2] {
                 let target = Counting {

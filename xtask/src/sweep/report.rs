@@ -41,6 +41,53 @@ const QUALITY: [(&str, &str); 6] = [
     ("w2", "W2 (lower is better)"),
 ];
 
+/// What each reported column means, for the note under the tables (only the columns shown).
+const METRIC_NOTES: &[(&str, &str)] = &[
+    (
+        "accuracy",
+        "accuracy is the share of samples with an object in every requested cell (the labels of \
+         the composition's conditional models), by the dataset's exact pixel detector",
+    ),
+    (
+        "cell_recall",
+        "cell recall is the mean share of the requested cells that hold an object",
+    ),
+    (
+        "objects",
+        "objects is the mean number of occupied cells per sample",
+    ),
+    (
+        "log_density",
+        "log-density is the mean log p(x) under the exact composed target with per-sample values \
+         floored at -30 (`floored` is the share at the floor)",
+    ),
+    (
+        "mmd2",
+        "MMD² is unbiased with RBF bandwidths 0.025, 0.05, 0.1, 0.2",
+    ),
+    (
+        "w2",
+        "W2 is the exact optimal assignment to as many exact samples",
+    ),
+    (
+        "fid",
+        "FID and KID compare the samples' Inception pool3 features with `eval.reference` (each \
+         cell's `fid.json` records the convention)",
+    ),
+    (
+        "nfe",
+        "NFE counts target evaluations per chain (each evaluates every component model)",
+    ),
+    (
+        "acceptance",
+        "acceptance is the mean MH acceptance over levels",
+    ),
+    (
+        "step_size",
+        "step size is the mean over levels of the step actually used",
+    ),
+];
+
 /// (x, y, ±y) of a chart.
 type Point = (f64, f64, f64);
 
@@ -657,13 +704,14 @@ pub fn write_report(sweep: &Sweep, out: &Path, source: Option<&Path>) -> Result<
     if !failures.is_empty() {
         let _ = writeln!(md, "\n## Failed cells\n\n{}", failures.join("\n"));
     }
-    md.push_str(
-        "\nMetrics: log-density is the mean log p(x) under the exact composed target with per-sample \
-         values floored at -30 (`floored` is the share at the floor); MMD² is unbiased with RBF bandwidths \
-         0.025, 0.05, 0.1, 0.2; W2 is the exact optimal assignment to as many exact samples; NFE counts \
-         target evaluations per chain (each evaluates every component model); acceptance is the mean MH \
-         acceptance over levels; step size is the mean over levels of the step actually used.\n",
-    );
+    let glossary: Vec<&str> = METRIC_NOTES
+        .iter()
+        .filter(|(k, _)| used.iter().any(|(u, _, _)| u == k))
+        .map(|(_, note)| *note)
+        .collect();
+    if !glossary.is_empty() {
+        let _ = writeln!(md, "\nMetrics: {}.", glossary.join("; "));
+    }
     std::fs::write(dir.join("results.md"), &md)?;
 
     let html = format!(

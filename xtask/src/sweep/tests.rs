@@ -9,19 +9,23 @@ use std::collections::BTreeMap;
 use std::sync::atomic::AtomicUsize;
 use std::time::SystemTime;
 
-/// A run directory (config.toml + ema.bpk) of a tiny randomly initialized 2-D model.
-fn tiny_model(root: &Path, name: &str, parameterization: &str) -> PathBuf {
-    let dir = root.join(name);
+/// A run directory (config.toml + ema.bpk) of a randomly initialized model of `config`.
+fn untrained_run(dir: PathBuf, config: &str, seed: u64) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("config.toml"), tiny_config_text(parameterization)).unwrap();
+    std::fs::write(dir.join("config.toml"), config).unwrap();
     let cfg = ebdiff_trainer::ExperimentConfig::load(&dir.join("config.toml")).unwrap();
     let device = BackendKind::Flex.device().unwrap();
-    device.seed(1);
+    device.seed(seed);
     cfg.model
         .init(cfg.diffusion.build().len(), &device)
         .save_file(dir.join("ema.bpk"))
         .unwrap();
     dir
+}
+
+/// A run directory of a tiny randomly initialized 2-D model.
+fn tiny_model(root: &Path, name: &str, parameterization: &str) -> PathBuf {
+    untrained_run(root.join(name), &tiny_config_text(parameterization), 1)
 }
 
 /// The tiny 2-D training config with `parameterization` and 6 diffusion levels.
@@ -503,8 +507,6 @@ fn models_listed_under_train_are_trained_once_when_missing() {
 
 /// A run directory of a tiny randomly initialized cell-conditional shapes model (12×12, 2×2).
 fn tiny_shapes_model(root: &Path) -> PathBuf {
-    let dir = root.join("shapes");
-    std::fs::create_dir_all(&dir).unwrap();
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../configs/tiny/shapes.toml"
@@ -514,15 +516,7 @@ fn tiny_shapes_model(root: &Path) -> PathBuf {
     .replace("data_shape = [3, 16, 16]", "data_shape = [3, 12, 12]")
     .replace("attention_resolutions = [8]", "attention_resolutions = []")
     .replace("timesteps = 50", "timesteps = 25");
-    std::fs::write(dir.join("config.toml"), text).unwrap();
-    let cfg = ebdiff_trainer::ExperimentConfig::load(&dir.join("config.toml")).unwrap();
-    let device = BackendKind::Flex.device().unwrap();
-    device.seed(2);
-    cfg.model
-        .init(cfg.diffusion.build().len(), &device)
-        .save_file(dir.join("ema.bpk"))
-        .unwrap();
-    dir
+    untrained_run(root.join("shapes"), &text, 2)
 }
 
 /// `[count, dim]` f32 values of a `.npy` written by `write_npy`.
@@ -584,7 +578,10 @@ x = "sampler.steps_per_level"
         assert_eq!(r.metrics["accuracy"], expect.accuracy);
         assert_eq!(r.metrics["cell_recall"], expect.cell_recall);
         assert_eq!(r.metrics["objects"], expect.mean_objects);
-        // K = 0 is reverse diffusion: no MH steps, so no acceptance.
+        // K = 0 is reverse diffusion: one evaluation per level (25) and no MH steps.
+        if c.sampling.sampler.steps_per_level == 0 {
+            assert_eq!(r.metrics["nfe"], 25.0);
+        }
         assert_eq!(
             r.metrics.contains_key("acceptance"),
             c.sampling.sampler.steps_per_level > 0
