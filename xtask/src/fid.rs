@@ -18,7 +18,8 @@ use ebdiff_eval::fid::{
 };
 use ebdiff_eval::inception::{DEFAULT_WEIGHTS_DIR, FEATURE_DIM};
 use ebdiff_eval::{
-    KidConfig, read_npz, save_features_npz, save_stats_npz_with_features, write_image_grid_png,
+    KidConfig, model_pixel_to_u8, read_npz, save_features_npz, save_stats_npz_with_features,
+    write_image_grid_png,
 };
 use ebdiff_sampler::{AncestralOptions, sample_ancestral, sample_ddim};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -427,10 +428,7 @@ pub fn eval(args: EvalArgs, backend: BackendKind) -> Result<()> {
                 };
                 let x: Vec<f32> = x.into_data().convert::<f32>().try_to_vec().expect("f32");
                 // To uint8 as if saved as PNG (EDM's convention), then to the network.
-                let pixels: Vec<u8> = x
-                    .iter()
-                    .map(|v| ((v + 1.0) * 127.5).round().clamp(0.0, 255.0) as u8)
-                    .collect();
+                let pixels: Vec<u8> = x.iter().map(|&v| model_pixel_to_u8(v)).collect();
                 if k == 0 {
                     let per: usize = shape.iter().product();
                     let first = &x[..n.min(100) * per];

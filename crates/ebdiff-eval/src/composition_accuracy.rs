@@ -4,6 +4,7 @@
 //! the background over the cell), not a trained classifier, so the metric has no error of its
 //! own on clean images.
 
+use crate::grid::model_pixel_to_u8;
 use ebdiff_data::image::{ShapesConfig, object_present};
 use serde::{Deserialize, Serialize};
 
@@ -51,7 +52,7 @@ pub fn composition_accuracy(
     let mut bytes = vec![0u8; per];
     for image in images.chunks_exact(per) {
         for (b, &v) in bytes.iter_mut().zip(image) {
-            *b = ((v.clamp(-1.0, 1.0) + 1.0) * 127.5).round() as u8;
+            *b = model_pixel_to_u8(v);
         }
         let present: Vec<bool> = (0..num_cells)
             .map(|c| object_present(&bytes, shapes, c))

@@ -3,6 +3,12 @@
 use image::{Rgb, RgbImage};
 use std::path::Path;
 
+/// A model-space pixel in [−1, 1] as a byte: clipped, then round((v + 1)·127.5) — the one
+/// quantization of generated images (PNG grids, FID features, composition accuracy).
+pub fn model_pixel_to_u8(v: f32) -> u8 {
+    ((v.clamp(-1.0, 1.0) + 1.0) * 127.5).round() as u8
+}
+
 /// Writes `[n, c, h, w]` images with values in [−1, 1] (c = 1 or 3) as a grid of `cols`
 /// columns with a 2-pixel gap. Values outside [−1, 1] are clamped.
 pub fn write_image_grid_png(
@@ -28,14 +34,13 @@ pub fn write_image_grid_png(
     let gap = 2;
     let (gw, gh) = (cols * (w + gap) + gap, rows * (h + gap) + gap);
     let mut img = RgbImage::from_pixel(gw as u32, gh as u32, Rgb([32, 32, 32]));
-    let to_u8 = |v: f32| (((v.clamp(-1.0, 1.0) + 1.0) * 127.5).round()) as u8;
     for i in 0..n {
         let (r, q) = (i / cols, i % cols);
         let (ox, oy) = (gap + q * (w + gap), gap + r * (h + gap));
         let im = &images[i * per..(i + 1) * per];
         for y in 0..h {
             for x in 0..w {
-                let px = |ch: usize| to_u8(im[ch * h * w + y * w + x]);
+                let px = |ch: usize| model_pixel_to_u8(im[ch * h * w + y * w + x]);
                 let rgb = if c == 1 {
                     [px(0); 3]
                 } else {

@@ -20,7 +20,7 @@ pub use composition_accuracy::{CompositionScore, composition_accuracy};
 pub use distances::{mmd2_rbf, w2_exact};
 pub use feature_stats::FeatureStats;
 pub use frechet::{FrechetError, frechet_distance};
-pub use grid::write_image_grid_png;
+pub use grid::{model_pixel_to_u8, write_image_grid_png};
 pub use kid::{
     KidConfig, KidEstimate, kernel_inception_distance, kid_from_subsets, polynomial_mmd2_unbiased,
 };

@@ -9,7 +9,7 @@ use ebdiff_core::rng::stream;
 use ebdiff_data::image::{ImageDataConfig, ShapesConfig};
 use ebdiff_eval::fid::{FeatureExtractor, FidConvention, SetComparison, SetFeatures, compare_sets};
 use ebdiff_eval::inception::{DEFAULT_WEIGHTS_DIR, FEATURE_DIM};
-use ebdiff_eval::{KidConfig, composition_accuracy, mmd2_rbf, w2_exact};
+use ebdiff_eval::{KidConfig, composition_accuracy, mmd2_rbf, model_pixel_to_u8, w2_exact};
 use ebdiff_model::DiffusionModel;
 use ebdiff_sampler::{CompositionSpec, SamplingConfig, Target};
 use ebdiff_trainer::ExperimentConfig;
@@ -165,10 +165,7 @@ fn fid_against_reference(
     })?;
     let weights = eval.inception.as_deref().unwrap_or(DEFAULT_WEIGHTS_DIR);
     let fx = FeatureExtractor::load(Path::new(weights), device.clone(), 50)?;
-    let pixels: Vec<u8> = samples
-        .iter()
-        .map(|v| ((v.clamp(-1.0, 1.0) + 1.0) * 127.5).round() as u8)
-        .collect();
+    let pixels: Vec<u8> = samples.iter().map(|&v| model_pixel_to_u8(v)).collect();
     let features = fx.features_u8(&pixels, shape, &mut |_| {});
     debug_assert_eq!(features.len(), count * FEATURE_DIM);
     let kid = KidConfig {

@@ -664,7 +664,7 @@ seed = [0, 1]
     };
     let pixels: Vec<u8> = samples
         .iter()
-        .map(|v| ((v.clamp(-1.0, 1.0) + 1.0) * 127.5).round() as u8)
+        .map(|&v| ebdiff_eval::model_pixel_to_u8(v))
         .collect();
     let fx = FeatureExtractor::load(&weights, BackendKind::Flex.device().unwrap(), 8).unwrap();
     let set = SetFeatures::from_features(fx.features_u8(&pixels, [3, 12, 12], &mut |_| {}));
