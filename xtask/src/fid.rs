@@ -7,9 +7,8 @@
 //!
 //! Every result JSON records the convention (weights hash, resize, N, sampler, seeds).
 
-use crate::sample::load_run;
 use anyhow::{Context, Result, bail};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::Device;
 use clap::{Args, ValueEnum};
 use ebdiff_core::BackendKind;
 use ebdiff_data::image::ImageDataConfig;
@@ -21,7 +20,7 @@ use ebdiff_eval::{
     KidConfig, model_pixel_to_u8, read_npz, save_features_npz, save_stats_npz_with_features,
     write_image_grid_png,
 };
-use ebdiff_sampler::{AncestralOptions, sample_ancestral, sample_ddim};
+use ebdiff_sampler::{Labels, ModelTarget, SamplerKind};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -77,40 +76,8 @@ fn extract(fx: &FeatureExtractor, pixels: &[u8], shape: [usize; 3], what: &str) 
     (f, n as f64 / t0.elapsed().as_secs_f64())
 }
 
-/// Statistics (and features when stored) of an `.npz` written by us, pytorch-fid or clean-fid.
-pub(crate) fn load_stats(path: &Path) -> Result<SetFeatures> {
-    let arrays = read_npz(path)?;
-    let get = |k: &str| {
-        arrays.get(k).with_context(|| {
-            format!(
-                "{}: no `{k}` array (FID statistics need mu and sigma)",
-                path.display()
-            )
-        })
-    };
-    let (mu, sigma) = (get("mu")?, get("sigma")?);
-    if mu.shape != [FEATURE_DIM] || sigma.shape != [FEATURE_DIM, FEATURE_DIM] {
-        bail!(
-            "{}: mu {:?} / sigma {:?} are not statistics of 2048-d pool3 features",
-            path.display(),
-            mu.shape,
-            sigma.shape
-        );
-    }
-    let features = arrays
-        .get("features")
-        .map(|f| f.data.iter().map(|&v| v as f32).collect::<Vec<f32>>());
-    let count = match (&features, arrays.get("count")) {
-        (Some(f), _) => f.len() / FEATURE_DIM,
-        (None, Some(c)) => c.data[0] as usize,
-        (None, None) => 0,
-    };
-    Ok(SetFeatures {
-        mu: mu.data.clone(),
-        sigma: sigma.data.clone(),
-        count,
-        features,
-    })
+fn load_stats(path: &Path) -> Result<SetFeatures> {
+    SetFeatures::load(path).map_err(anyhow::Error::msg)
 }
 
 /// A folder of images or an `.npz` of statistics; returns the set and images/s (folders only).
@@ -287,12 +254,6 @@ fn write_reference(
     Ok(())
 }
 
-#[derive(Clone, Copy, ValueEnum, Debug, PartialEq)]
-pub enum EvalSampler {
-    Ancestral,
-    Ddim,
-}
-
 #[derive(Args)]
 pub struct EvalArgs {
     /// Run directory (config.toml + ema.bpk).
@@ -301,8 +262,9 @@ pub struct EvalArgs {
     /// Images to generate (EDM / score_sde convention: 50 000).
     #[arg(long, default_value_t = 50_000)]
     samples: usize,
-    #[arg(long, value_enum, default_value = "ancestral")]
-    sampler: EvalSampler,
+    /// Sampler of the run's model (ancestral, ddim, or an MCMC kernel on energy models).
+    #[arg(long, default_value = "ancestral")]
+    sampler: SamplerKind,
     /// Reverse steps (respaced evenly; default: the run's [sample].steps, else all levels).
     #[arg(long)]
     steps: Option<usize>,
@@ -328,7 +290,8 @@ pub struct EvalArgs {
 
 pub fn eval(args: EvalArgs, backend: BackendKind) -> Result<()> {
     let device = backend.device().map_err(anyhow::Error::msg)?;
-    let (model, full_schedule, cfg) = load_run(&args.checkpoint, &device)?;
+    let run = ebdiff_trainer::RunDir::open(&args.checkpoint)?.load(&device)?;
+    let (model, full_schedule, cfg) = (run.model, run.schedule, run.config);
     let shape: [usize; 3] =
         cfg.model.data_shape.clone().try_into().map_err(|_| {
             anyhow::anyhow!("{}: FID needs an image model", args.checkpoint.display())
@@ -360,19 +323,18 @@ pub fn eval(args: EvalArgs, backend: BackendKind) -> Result<()> {
     let steps = args
         .steps
         .or(cfg.sample.steps)
-        .unwrap_or(full_schedule.len());
-    let schedule = if steps < full_schedule.len() {
-        full_schedule
-            .respaced(&full_schedule.evenly_spaced_levels(steps))
-            .map_err(anyhow::Error::msg)?
-    } else {
-        full_schedule.clone()
-    };
+        .unwrap_or(full_schedule.len())
+        .min(full_schedule.len());
+    let mut sampling = ebdiff_trainer::sampling_config(&cfg, args.shard_size.max(1), args.seed);
+    sampling.sampler.kind = args.sampler;
+    sampling.sampler.respace = Some(steps);
     let out = args.out.clone().unwrap_or_else(|| {
         args.checkpoint.join(
             format!(
-                "eval/{:?}-{steps}-n{}-seed{}",
-                args.sampler, args.samples, args.seed
+                "eval/{}-{steps}-n{}-seed{}",
+                args.sampler.name(),
+                args.samples,
+                args.seed
             )
             .to_lowercase(),
         )
@@ -394,39 +356,19 @@ pub fn eval(args: EvalArgs, backend: BackendKind) -> Result<()> {
         {
             Some(f) if f.shape == [n, FEATURE_DIM] => f.data.iter().map(|&v| v as f32).collect(),
             _ => {
-                let seed = args.seed + k as u64;
+                sampling.seed = args.seed + k as u64;
+                sampling.count = n;
                 // Class-conditional models: labels cycle through the classes by global index.
-                let labels = classes.map(|c| {
-                    let y: Vec<i64> = (start..start + n).map(|i| (i % c) as i64).collect();
-                    Tensor::<1, Int>::from_data(TensorData::new(y, [n]), &device)
-                });
-                let x = match args.sampler {
-                    EvalSampler::Ancestral => sample_ancestral(
-                        &model,
-                        &schedule,
-                        n,
-                        labels,
-                        &AncestralOptions {
-                            variance: cfg.sample.variance,
-                            clip_x0: Some(1.0),
-                            seed,
-                        },
-                        &device,
-                        |_| {},
-                    ),
-                    EvalSampler::Ddim => sample_ddim(
-                        &model,
-                        &schedule,
-                        n,
-                        labels,
-                        0.0,
-                        Some(1.0),
-                        seed,
-                        &device,
-                        |_| {},
-                    ),
+                let target = ModelTarget {
+                    model: &model,
+                    schedule: &full_schedule,
+                    labels: classes.map_or(Labels::None, |c| {
+                        Labels::PerExample((start..start + n).map(|i| i % c).collect())
+                    }),
                 };
-                let x: Vec<f32> = x.into_data().convert::<f32>().try_to_vec().expect("f32");
+                let x =
+                    ebdiff_sampler::sample(&sampling, &target, &full_schedule, &device, |_| {})?
+                        .samples_vec();
                 // To uint8 as if saved as PNG (EDM's convention), then to the network.
                 let pixels: Vec<u8> = x.iter().map(|&v| model_pixel_to_u8(v)).collect();
                 if k == 0 {
@@ -451,7 +393,8 @@ pub fn eval(args: EvalArgs, backend: BackendKind) -> Result<()> {
     let result = json!({
         "checkpoint": args.checkpoint,
         "weights": "ema",
-        "sampler": format!("{:?}", args.sampler).to_lowercase(),
+        "sampler": args.sampler.name(),
+        "sampling": sampling.sampler,
         "steps": steps,
         "samples": args.samples,
         "seeds": format!("{}..{} (shard k of {} images uses seed {} + k)",

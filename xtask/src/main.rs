@@ -1,10 +1,10 @@
 //! `cargo xtask`: thin command-line layer over the ebdiff crates.
 
 mod bench;
-mod experiment;
 mod fetch;
 mod fid;
 mod gradcheck;
+mod progress;
 mod sample;
 mod sweep;
 mod train;
@@ -52,22 +52,11 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Run a sampler sweep (grid/list over sampling-config keys), resumably, and its report.
     Sweep(sweep::SweepArgs),
-    /// Reproducible experiments that regenerate the reports under experiments/.
-    Experiment {
-        #[command(subcommand)]
-        which: ExperimentCommand,
-    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
         which: bench::BenchCommand,
     },
-}
-
-#[derive(Subcommand)]
-enum ExperimentCommand {
-    /// Product, mixture and negation of 2-D energy models, sampled with every sampler.
-    Compose2d(experiment::Compose2dArgs),
 }
 
 fn main() {
@@ -90,9 +79,6 @@ fn main() {
         Command::Sample(args) => sample::run(args, cli.backend),
         Command::Sweep(args) => sweep::run(args, cli.backend),
         Command::Bench { which } => bench::run(which, cli.backend),
-        Command::Experiment { which } => match which {
-            ExperimentCommand::Compose2d(args) => experiment::compose2d(args, cli.backend),
-        },
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

@@ -194,7 +194,7 @@ pub fn read_npz(path: &Path) -> Result<BTreeMap<String, NpyArray>, NpzError> {
 }
 
 /// The arrays whose keys pass `wanted`, and the keys of all `.npy` members.
-fn read_arrays(
+pub(crate) fn read_arrays(
     path: &Path,
     wanted: impl Fn(&str) -> bool,
 ) -> Result<(BTreeMap<String, NpyArray>, Vec<String>), NpzError> {

@@ -126,6 +126,12 @@ impl Target for DiffusedTarget<'_> {
     fn evaluate(&self, x: Tensor<2>, level: usize) -> Evaluation {
         self.data.diffused(self.schedule, level).evaluate_at(x)
     }
+    fn data_log_density(&self, x: Tensor<2>) -> Option<Tensor<1>> {
+        self.data.evaluate_at(x).log_density
+    }
+    fn is_normalized(&self) -> bool {
+        true
+    }
 }
 
 /// Hides the log-density of a target: exercises the score-only (line-integral) paths.

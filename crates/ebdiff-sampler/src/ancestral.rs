@@ -2,6 +2,7 @@
 //! x̂₀ = (x_k − σ_k ε̂)/√ᾱ_k (optionally clipped), μ = c1·x̂₀ + c2·x_k, x_{k−1} = μ + std·z,
 //! with no noise added at the last step.
 
+use crate::progress::Progress;
 use burn::tensor::{Device, Int, Tensor};
 use ebdiff_core::NoiseSchedule;
 use ebdiff_core::rng::{randn, stream};
@@ -27,14 +28,44 @@ pub struct AncestralOptions {
     pub seed: u64,
 }
 
-/// Passed to the callback after each level.
-#[derive(Debug, Clone, Copy)]
-pub struct LevelInfo {
-    /// Level just sampled from (the sample now lives at level − 1).
-    pub level: usize,
-    pub levels_total: usize,
-    /// Network evaluations so far.
-    pub nfe: usize,
+/// Options of DDIM sampling.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DdimOptions {
+    /// Stochasticity η ∈ [0, 1]: 0 is deterministic, 1 is ancestral with fixed-small variance.
+    pub eta: f64,
+    /// Clip x̂₀ to [−c, c] (images: 1.0); `None` for 2-D data.
+    pub clip_x0: Option<f64>,
+    pub seed: u64,
+}
+
+/// Mean of the ancestral step from level k to k − 1 given ε̂ at (x, k): the posterior mean
+/// c1·x̂₀ + c2·x with x̂₀ = (x − σ_k ε̂)/√ᾱ_k optionally clipped to [−c, c].
+pub fn reverse_mean(
+    x: Tensor<2>,
+    eps: Tensor<2>,
+    k: usize,
+    schedule: &NoiseSchedule,
+    clip_x0: Option<f64>,
+) -> Tensor<2> {
+    match clip_x0 {
+        Some(c) => {
+            let x0 = (x.clone() - eps.mul_scalar(schedule.sigma(k)))
+                .div_scalar(schedule.alpha_bar(k).sqrt());
+            let (c1, c2) = schedule.posterior_mean_coefs(k);
+            x0.clamp(-c, c).mul_scalar(c1) + x.mul_scalar(c2)
+        }
+        // Without clipping the posterior mean simplifies to (x − β/σ ε̂)/√α.
+        None => (x - eps.mul_scalar(schedule.beta(k) / schedule.sigma(k)))
+            .div_scalar(schedule.alpha(k).sqrt()),
+    }
+}
+
+/// Variance of the ancestral step from level k (0 at k = 0 for fixed-small).
+pub fn reverse_variance(k: usize, schedule: &NoiseSchedule, variance: Variance) -> f64 {
+    match variance {
+        Variance::FixedLarge => schedule.beta(k),
+        Variance::FixedSmall => schedule.posterior_variance(k),
+    }
 }
 
 /// One ancestral step from level k to k − 1 given ε̂ at (x, k). No noise is added at k = 0.
@@ -47,24 +78,11 @@ pub fn reverse_step(
     clip_x0: Option<f64>,
     noise_rng: &mut StdRng,
 ) -> Tensor<2> {
-    let mean = match clip_x0 {
-        Some(c) => {
-            let x0 = (x.clone() - eps.mul_scalar(schedule.sigma(k)))
-                .div_scalar(schedule.alpha_bar(k).sqrt());
-            let (c1, c2) = schedule.posterior_mean_coefs(k);
-            x0.clamp(-c, c).mul_scalar(c1) + x.mul_scalar(c2)
-        }
-        // Without clipping the posterior mean simplifies to (x − β/σ ε̂)/√α.
-        None => (x - eps.mul_scalar(schedule.beta(k) / schedule.sigma(k)))
-            .div_scalar(schedule.alpha(k).sqrt()),
-    };
+    let mean = reverse_mean(x, eps, k, schedule, clip_x0);
     if k == 0 {
         return mean;
     }
-    let var = match variance {
-        Variance::FixedLarge => schedule.beta(k),
-        Variance::FixedSmall => schedule.posterior_variance(k),
-    };
+    let var = reverse_variance(k, schedule, variance);
     let (device, dims) = (mean.device(), mean.dims());
     mean + randn(noise_rng, dims, &device).mul_scalar(var.sqrt())
 }
@@ -77,7 +95,7 @@ pub fn sample_ancestral(
     labels: Option<Tensor<1, Int>>,
     opts: &AncestralOptions,
     device: &Device,
-    callback: impl FnMut(LevelInfo),
+    callback: impl FnMut(&Progress),
 ) -> Tensor<2> {
     let step = |x, eps, k, rng: &mut StdRng| {
         reverse_step(x, eps, k, schedule, opts.variance, opts.clip_x0, rng)
@@ -98,7 +116,7 @@ fn reverse_loop(
     seed: u64,
     device: &Device,
     mut step: impl FnMut(Tensor<2>, Tensor<2>, usize, &mut StdRng) -> Tensor<2>,
-    mut callback: impl FnMut(LevelInfo),
+    mut callback: impl FnMut(&Progress),
 ) -> Tensor<2> {
     let mut init_rng = stream(seed, "init");
     let mut noise_rng = stream(seed, "reverse-noise");
@@ -116,11 +134,7 @@ fn reverse_loop(
         }
         let eps = model.eps(x.clone(), &cond);
         x = step(x, eps, k, &mut noise_rng);
-        callback(LevelInfo {
-            level: k,
-            levels_total: t_total,
-            nfe: t_total - k,
-        });
+        callback(&Progress::plain(k, t_total - k, t_total, t_total - k));
     }
     x
 }
@@ -159,18 +173,18 @@ pub fn ddim_step(
 }
 
 /// DDIM sampling over all levels of `schedule` (respace the schedule for fewer steps).
-#[allow(clippy::too_many_arguments)]
 pub fn sample_ddim(
     model: &impl EpsModel,
     schedule: &NoiseSchedule,
     n: usize,
     labels: Option<Tensor<1, Int>>,
-    eta: f64,
-    clip_x0: Option<f64>,
-    seed: u64,
+    opts: &DdimOptions,
     device: &Device,
-    callback: impl FnMut(LevelInfo),
+    callback: impl FnMut(&Progress),
 ) -> Tensor<2> {
-    let step = |x, eps, k, rng: &mut StdRng| ddim_step(x, eps, k, schedule, eta, clip_x0, rng);
-    reverse_loop(model, schedule, n, labels, seed, device, step, callback)
+    let step =
+        |x, eps, k, rng: &mut StdRng| ddim_step(x, eps, k, schedule, opts.eta, opts.clip_x0, rng);
+    reverse_loop(
+        model, schedule, n, labels, opts.seed, device, step, callback,
+    )
 }

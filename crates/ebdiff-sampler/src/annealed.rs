@@ -2,31 +2,16 @@
 //! followed by K MCMC steps per level, inside a window of levels.
 
 use crate::ancestral::{Variance, reverse_step};
+use crate::config::SamplerKind;
 use crate::mcmc::{HmcParams, StepOutcome, hmc_step, mala_step, ula_step};
+use crate::progress::Progress;
+use crate::sample::SampleError;
 use crate::step_size::LevelSchedule;
 use crate::target::Target;
 use burn::tensor::{Device, Tensor};
 use ebdiff_core::NoiseSchedule;
 use ebdiff_core::rng::{randn, stream};
 use serde::{Deserialize, Serialize};
-
-/// Which MCMC kernel runs at each level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum KernelKind {
-    Ula,
-    Mala,
-    /// Unadjusted HMC.
-    UHmc,
-    /// HMC with Metropolis correction.
-    Hmc,
-}
-
-impl KernelKind {
-    pub fn is_metropolis(self) -> bool {
-        matches!(self, KernelKind::Mala | KernelKind::Hmc)
-    }
-}
 
 /// How the levels are traversed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,7 +28,8 @@ pub enum AnnealMode {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnnealedOptions {
-    pub kernel: KernelKind,
+    /// The MCMC kernel: `Ula`, `Mala`, `Uhmc` or `Hmc`.
+    pub kernel: SamplerKind,
     pub mode: AnnealMode,
     /// K: MCMC steps per level.
     pub steps_per_level: usize,
@@ -92,11 +78,8 @@ impl Default for TuneOptions {
 
 impl AnnealedOptions {
     /// The 2-D notebook's defaults for a kernel (method.md §10).
-    pub fn paper_2d(kernel: KernelKind, levels: usize) -> Self {
-        let step = match kernel {
-            KernelKind::Ula | KernelKind::Mala => 0.001,
-            KernelKind::UHmc | KernelKind::Hmc => 0.03,
-        };
+    pub fn paper_2d(kernel: SamplerKind, levels: usize) -> Self {
+        let step = if kernel.is_hmc() { 0.03 } else { 0.001 };
         AnnealedOptions {
             kernel,
             mode: AnnealMode::Pure,
@@ -142,7 +125,7 @@ fn mean_scalar(t: Tensor<1>) -> f64 {
 
 /// One application of the configured kernel.
 #[allow(clippy::too_many_arguments)]
-fn apply_kernel(
+pub(crate) fn apply_kernel(
     target: &dyn Target,
     opts: &AnnealedOptions,
     x: Tensor<2>,
@@ -154,26 +137,27 @@ fn apply_kernel(
     rng: &mut rand::rngs::StdRng,
 ) -> StepOutcome {
     match opts.kernel {
-        KernelKind::Ula => ula_step(target, x, eval, level, step, rng),
-        KernelKind::Mala => mala_step(target, x, eval, level, step, opts.line_points, rng),
-        KernelKind::UHmc | KernelKind::Hmc => {
+        SamplerKind::Mala => mala_step(target, x, eval, level, step, opts.line_points, rng),
+        SamplerKind::Uhmc | SamplerKind::Hmc => {
             let p = HmcParams {
                 step,
                 leapfrog: opts.leapfrog,
                 damping: opts.damping,
                 mass,
-                metropolis: opts.kernel == KernelKind::Hmc,
+                metropolis: opts.kernel == SamplerKind::Hmc,
                 flip_on_reject: opts.flip_on_reject,
                 extra_points: opts.extra_points,
             };
             hmc_step(target, x, v, eval, level, &p, rng)
         }
+        // `sample_annealed` admits only MCMC kinds; ULA is the remaining one.
+        _ => ula_step(target, x, eval, level, step, rng),
     }
 }
 
 /// Searches a step whose probe acceptance lies in the band. Returns (step, acceptance, nfe).
 #[allow(clippy::too_many_arguments)]
-fn tune_step(
+pub(crate) fn tune_step(
     target: &dyn Target,
     opts: &AnnealedOptions,
     tune: &TuneOptions,
@@ -237,19 +221,33 @@ pub struct AnnealedRun {
     pub nfe: usize,
 }
 
-/// Runs annealed sampling of `target` for `n` chains.
+/// Runs annealed sampling of `target` for `n` chains. `callback` hears every level.
 pub fn sample_annealed(
     target: &dyn Target,
     schedule: &NoiseSchedule,
     n: usize,
     opts: &AnnealedOptions,
     device: &Device,
-    mut callback: impl FnMut(&LevelDiagnostics),
-) -> AnnealedRun {
-    assert!(
-        !opts.kernel.is_metropolis() || target.has_energy() || opts.line_points >= 2,
-        "score-only MALA needs line_points ≥ 2"
-    );
+    mut callback: impl FnMut(&Progress),
+) -> Result<AnnealedRun, SampleError> {
+    if !opts.kernel.is_mcmc() {
+        return Err(SampleError::config(
+            "sampler.kind",
+            format!(
+                "`{}` is not an MCMC kernel; annealed sampling needs ula, mala, uhmc or hmc",
+                opts.kernel.name()
+            ),
+        ));
+    }
+    if opts.kernel.is_metropolis() && !target.has_energy() && opts.line_points < 2 {
+        return Err(SampleError::config(
+            "sampler.line_points",
+            "score-only MALA/HMC estimate f(x') − f(x) by a line integral: need ≥ 2 points",
+        ));
+    }
+    if n == 0 {
+        return Err(SampleError::config("count", "must be ≥ 1"));
+    }
     let dim = target.data_dim();
     let mut init_rng = stream(opts.seed, "init");
     let mut noise_rng = stream(opts.seed, "reverse-noise");
@@ -273,10 +271,13 @@ pub fn sample_annealed(
                 }
             }
         };
+        let plain = Progress::plain(k, t_total - k, t_total, nfe);
         let Some(level) = tau.filter(|l| (opts.window.0..=opts.window.1).contains(l)) else {
+            callback(&plain);
             continue;
         };
         if opts.steps_per_level == 0 {
+            callback(&plain);
             continue;
         }
         let mass = opts.mass.at(schedule, level);
@@ -343,12 +344,15 @@ pub fn sample_annealed(
             nfe,
             tune_nfe,
         };
-        callback(&d);
+        callback(&Progress {
+            acceptance: d.acceptance,
+            ..Progress::plain(k, t_total - k, t_total, nfe)
+        });
         diagnostics.push(d);
     }
-    AnnealedRun {
+    Ok(AnnealedRun {
         samples: x,
         levels: diagnostics,
         nfe,
-    }
+    })
 }

@@ -9,7 +9,7 @@
 //! A node has a log-density only if all its children do; a mixture needs one for its weights and
 //! refuses score-only children when it is built.
 
-use crate::target::{Evaluation, Target};
+use crate::target::{Evaluation, ScoreTerm, Target};
 use burn::tensor::{Tensor, activation::softmax};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +60,10 @@ pub enum Composition<'a> {
     Mixture {
         components: Vec<(f64, Composition<'a>)>,
         sharpness: f64,
+        /// log Zᵢ(k) per component and level (`[component][level]`), subtracted from the
+        /// components' log-densities so that the weights πᵢ are the mixture's masses; `None`
+        /// treats every component as normalized ("equal" normalizers).
+        log_normalizers: Option<Vec<Vec<f64>>>,
     },
 }
 
@@ -157,7 +161,37 @@ impl<'a> Composition<'a> {
         Ok(Composition::Mixture {
             components,
             sharpness,
+            log_normalizers: None,
         })
+    }
+
+    /// A mixture whose components have per-level log-normalizers `log_z[i][k]` (e.g. estimated
+    /// by [`crate::normalizers::estimate_log_normalizers`]).
+    pub fn calibrated_mixture(
+        components: Vec<(f64, Composition<'a>)>,
+        sharpness: f64,
+        log_z: Vec<Vec<f64>>,
+    ) -> Result<Self, CompositionError> {
+        if log_z.len() != components.len() || log_z.iter().any(|z| z.iter().any(|v| !v.is_finite()))
+        {
+            return Err(CompositionError::InvalidParameter(format!(
+                "{} normalizer tables (all finite) are needed for {} mixture components",
+                log_z.len(),
+                components.len()
+            )));
+        }
+        match Self::mixture(components, sharpness)? {
+            Composition::Mixture {
+                components,
+                sharpness,
+                ..
+            } => Ok(Composition::Mixture {
+                components,
+                sharpness,
+                log_normalizers: Some(log_z),
+            }),
+            _ => unreachable!("mixture() builds a mixture"),
+        }
     }
 }
 
@@ -171,11 +205,86 @@ impl Target for Composition<'_> {
         }
     }
 
+    fn fixed_batch(&self) -> Option<usize> {
+        match self {
+            Composition::Leaf(t) => t.fixed_batch(),
+            Composition::Product(c) | Composition::Mixture { components: c, .. } => {
+                c.iter().find_map(|(_, t)| t.fixed_batch())
+            }
+        }
+    }
+
     fn has_energy(&self) -> bool {
         match self {
             Composition::Leaf(t) => t.has_energy(),
             Composition::Product(c) => c.iter().all(|(_, t)| t.has_energy()),
             Composition::Mixture { .. } => true,
+        }
+    }
+
+    fn evaluate_terms(&self, x: Tensor<2>, level: usize) -> Option<(Evaluation, Vec<ScoreTerm>)> {
+        match self {
+            Composition::Leaf(t) => t.evaluate_terms(x, level),
+            Composition::Mixture { .. } => None,
+            Composition::Product(terms) => {
+                let mut flat = Vec::new();
+                let mut score: Option<Tensor<2>> = None;
+                let mut logp: Option<Tensor<1>> = Some(Tensor::zeros([x.dims()[0]], &x.device()));
+                for (w, t) in terms {
+                    let (e, sub) = t.evaluate_terms(x.clone(), level)?;
+                    let s = e.score.mul_scalar(*w);
+                    score = Some(match score {
+                        Some(acc) => acc + s,
+                        None => s,
+                    });
+                    logp = match (logp, e.log_density) {
+                        (Some(acc), Some(f)) => Some(acc + f.mul_scalar(*w)),
+                        _ => None,
+                    };
+                    flat.extend(sub.into_iter().map(|mut term| {
+                        term.weight *= w;
+                        term
+                    }));
+                }
+                let e = Evaluation {
+                    log_density: logp,
+                    score: score.expect("non-empty product"),
+                };
+                Some((e, flat))
+            }
+        }
+    }
+
+    fn is_normalized(&self) -> bool {
+        matches!(self, Composition::Leaf(t) if t.is_normalized())
+    }
+
+    fn data_log_density(&self, x: Tensor<2>) -> Option<Tensor<1>> {
+        match self {
+            Composition::Leaf(t) => t.data_log_density(x),
+            Composition::Product(terms) => terms.iter().try_fold(
+                Tensor::zeros([x.dims()[0]], &x.device()),
+                |acc: Tensor<1>, (w, t)| Some(acc + t.data_log_density(x.clone())?.mul_scalar(*w)),
+            ),
+            Composition::Mixture {
+                components,
+                sharpness,
+                ..
+            } => {
+                // Data-level densities are normalized: no calibration needed.
+                let logits = components
+                    .iter()
+                    .map(|(pi, c)| {
+                        Some(
+                            c.data_log_density(x.clone())?
+                                .mul_scalar(*sharpness)
+                                .add_scalar(pi.ln())
+                                .unsqueeze_dim(1),
+                        )
+                    })
+                    .collect::<Option<Vec<Tensor<2>>>>()?;
+                Some(log_sum_exp_rows(Tensor::cat(logits, 1)).div_scalar(*sharpness))
+            }
         }
     }
 
@@ -229,28 +338,30 @@ impl Target for Composition<'_> {
             Composition::Mixture {
                 components,
                 sharpness,
+                log_normalizers,
             } => {
                 let evals: Vec<Evaluation> = components
                     .iter()
                     .map(|(_, c)| c.evaluate(x.clone(), level))
                     .collect();
-                // logits_i = log πᵢ + β fᵢ, [B, n]
+                // logits_i = log πᵢ + β (fᵢ − log Zᵢ(k)), [B, n]
                 let logits: Vec<Tensor<2>> = evals
                     .iter()
                     .zip(components)
-                    .map(|(e, (pi, _))| {
+                    .enumerate()
+                    .map(|(i, (e, (pi, _)))| {
+                        let log_z = log_normalizers.as_ref().map_or(0.0, |z| z[i][level]);
                         e.log_density
                             .clone()
                             .expect("mixture components have energies")
+                            .sub_scalar(log_z)
                             .mul_scalar(*sharpness)
                             .add_scalar(pi.ln())
                             .unsqueeze_dim(1)
                     })
                     .collect();
                 let logits = Tensor::cat(logits, 1);
-                let max = logits.clone().max_dim(1);
-                let lse = ((logits.clone() - max.clone()).exp().sum_dim(1).log() + max)
-                    .squeeze_dim::<1>(1);
+                let lse = log_sum_exp_rows(logits.clone());
                 let r = softmax(logits, 1);
                 let mut score: Option<Tensor<2>> = None;
                 for (i, e) in evals.into_iter().enumerate() {
@@ -268,4 +379,10 @@ impl Target for Composition<'_> {
             }
         }
     }
+}
+
+/// Row-wise log-sum-exp of `[B, n]` logits, `[B]`.
+fn log_sum_exp_rows(logits: Tensor<2>) -> Tensor<1> {
+    let max = logits.clone().max_dim(1);
+    ((logits - max.clone()).exp().sum_dim(1).log() + max).squeeze_dim::<1>(1)
 }

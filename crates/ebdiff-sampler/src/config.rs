@@ -19,12 +19,10 @@
 //! ```
 
 use crate::ancestral::Variance;
-use crate::annealed::{AnnealMode, AnnealedOptions, KernelKind, TuneOptions};
-use crate::composition::{Composition, CompositionError};
+use crate::annealed::{AnnealMode, AnnealedOptions, TuneOptions};
+use crate::smc::{Rejuvenation, SmcOptions, SmcWeights};
 use crate::step_size::LevelSchedule;
-use crate::target::{ClassifierTarget, ModelTarget};
 use ebdiff_core::NoiseSchedule;
-use ebdiff_model::{DiffusionModel, NoisyClassifier};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -37,17 +35,43 @@ pub enum SamplerKind {
     Mala,
     Uhmc,
     Hmc,
+    /// Sequential Monte Carlo over the level path (`proposal`, `rejuvenate`, `ess_threshold`).
+    Smc,
 }
 
 impl SamplerKind {
-    pub fn kernel(self) -> Option<KernelKind> {
-        match self {
-            SamplerKind::Ancestral | SamplerKind::Ddim => None,
-            SamplerKind::Ula => Some(KernelKind::Ula),
-            SamplerKind::Mala => Some(KernelKind::Mala),
-            SamplerKind::Uhmc => Some(KernelKind::UHmc),
-            SamplerKind::Hmc => Some(KernelKind::Hmc),
-        }
+    /// Every kind, in the order the CLI lists them.
+    pub const ALL: [SamplerKind; 7] = [
+        SamplerKind::Ancestral,
+        SamplerKind::Ddim,
+        SamplerKind::Ula,
+        SamplerKind::Mala,
+        SamplerKind::Uhmc,
+        SamplerKind::Hmc,
+        SamplerKind::Smc,
+    ];
+
+    /// A Markov kernel that can run at a fixed level (ULA, MALA, U-HMC, HMC).
+    pub fn is_mcmc(self) -> bool {
+        matches!(
+            self,
+            SamplerKind::Ula | SamplerKind::Mala | SamplerKind::Uhmc | SamplerKind::Hmc
+        )
+    }
+
+    /// An MCMC kernel with a Metropolis–Hastings correction (MALA, HMC).
+    pub fn is_metropolis(self) -> bool {
+        matches!(self, SamplerKind::Mala | SamplerKind::Hmc)
+    }
+
+    /// A kernel with momentum (U-HMC, HMC): its step is a leapfrog ε, not a Langevin η.
+    pub fn is_hmc(self) -> bool {
+        matches!(self, SamplerKind::Uhmc | SamplerKind::Hmc)
+    }
+
+    /// Reverse diffusion without MCMC (ancestral, DDIM).
+    pub fn is_reverse(self) -> bool {
+        matches!(self, SamplerKind::Ancestral | SamplerKind::Ddim)
     }
 
     pub fn name(self) -> &'static str {
@@ -58,6 +82,7 @@ impl SamplerKind {
             SamplerKind::Mala => "mala",
             SamplerKind::Uhmc => "uhmc",
             SamplerKind::Hmc => "hmc",
+            SamplerKind::Smc => "smc",
         }
     }
 }
@@ -68,7 +93,8 @@ impl std::str::FromStr for SamplerKind {
         ebdiff_core::parse_toml::<Wrap>(&format!("k = \"{s}\""), "--sampler")
             .map(|w| w.k)
             .map_err(|_| {
-                format!("unknown sampler `{s}`; allowed: ancestral, ddim, ula, mala, uhmc, hmc")
+                let names: Vec<&str> = SamplerKind::ALL.iter().map(|k| k.name()).collect();
+                format!("unknown sampler `{s}`; allowed: {}", names.join(", "))
             })
     }
 }
@@ -141,6 +167,30 @@ pub struct SamplerConfig {
     /// Per-level step-size search to an acceptance band (MALA/HMC).
     #[serde(default)]
     pub tune: Option<TuneConfig>,
+    /// SMC: how particles move from level k+1 to k (ancestral, ula, mala, uhmc, hmc; default
+    /// ancestral).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proposal: Option<SamplerKind>,
+    /// SMC: π_k-invariant MCMC after each level's weighting and resampling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejuvenate: Option<RejuvenateConfig>,
+    /// SMC: resample when ESS/N < this (default 0.5; 1 = every level, 0 = never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ess_threshold: Option<f64>,
+    /// SMC: clamp each incremental log-weight to [−c, c] (biased; recorded in diagnostics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clamp_log_weight_increment: Option<f64>,
+    /// SMC: `auto` (exact with energies, FKC without), `exact`, `fkc-start`, `fkc-average`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<SmcWeights>,
+}
+
+/// `rejuvenate = { kind = "hmc", steps = 2 }`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RejuvenateConfig {
+    pub kind: SamplerKind,
+    pub steps: usize,
 }
 
 fn default_mode() -> AnnealMode {
@@ -195,11 +245,83 @@ impl SamplerConfig {
                 );
             }
         }
+        if let Some(r) = self.respace
+            && !(1..=levels).contains(&r)
+        {
+            return err(
+                "respace",
+                format!("must be between 1 and the schedule's {levels} levels, got {r}"),
+            );
+        }
+        if let Some(c) = self.clip_x0
+            && !(c > 0.0 && c.is_finite())
+        {
+            return err("clip_x0", format!("must be positive, got {c}"));
+        }
         if !(0.0..=1.0).contains(&self.ddim_eta) {
             return err(
                 "ddim_eta",
                 format!("must be in [0, 1], got {}", self.ddim_eta),
             );
+        }
+        let smc_key = [
+            ("proposal", self.proposal.is_some()),
+            ("rejuvenate", self.rejuvenate.is_some()),
+            ("ess_threshold", self.ess_threshold.is_some()),
+            (
+                "clamp_log_weight_increment",
+                self.clamp_log_weight_increment.is_some(),
+            ),
+            ("weights", self.weights.is_some()),
+        ]
+        .into_iter()
+        .find(|(_, set)| *set);
+        if let (Some((key, _)), false) = (smc_key, self.kind == SamplerKind::Smc) {
+            return err(
+                key,
+                format!(
+                    "is an SMC setting, but kind = \"{}\" (set kind = \"smc\" or remove it)",
+                    self.kind.name()
+                ),
+            );
+        }
+        if let Some(t) = self.ess_threshold
+            && !(0.0..=1.0).contains(&t)
+        {
+            return err("ess_threshold", format!("must be in [0, 1], got {t}"));
+        }
+        if let Some(c) = self.clamp_log_weight_increment
+            && !(c > 0.0 && c.is_finite())
+        {
+            return err(
+                "clamp_log_weight_increment",
+                format!("must be positive, got {c}"),
+            );
+        }
+        if let Some(p) = self.proposal
+            && !(p == SamplerKind::Ancestral || p.is_mcmc())
+        {
+            return err(
+                "proposal",
+                format!(
+                    "`{}` cannot move SMC particles; allowed: ancestral, ula, mala, uhmc, hmc",
+                    p.name()
+                ),
+            );
+        }
+        if let Some(r) = &self.rejuvenate {
+            if !r.kind.is_metropolis() {
+                return err(
+                    "rejuvenate.kind",
+                    format!(
+                        "`{}` is not π_k-invariant; rejuvenation needs mala or hmc",
+                        r.kind.name()
+                    ),
+                );
+            }
+            if r.steps == 0 {
+                return err("rejuvenate.steps", "must be ≥ 1".to_string());
+            }
         }
         if let Some(t) = &self.tune {
             if !(0.0 < t.band[0] && t.band[0] < t.band[1] && t.band[1] <= 1.0) {
@@ -208,14 +330,52 @@ impl SamplerConfig {
                     format!("need 0 < lo < hi ≤ 1, got {:?}", t.band),
                 );
             }
+            if t.probe_steps == 0 || t.max_probes == 0 {
+                return err("tune", "probe_steps and max_probes must be ≥ 1".to_string());
+            }
         }
         Ok(())
     }
 
-    /// Options of the annealed driver (MCMC kinds).
-    pub fn annealed_options(&self, levels: usize, seed: u64) -> Option<AnnealedOptions> {
-        let kernel = self.kind.kernel()?;
-        let mut o = AnnealedOptions::paper_2d(kernel, levels);
+    /// Options of the SMC sampler.
+    pub fn smc_options(&self, levels: usize, seed: u64) -> SmcOptions {
+        let proposal = self.proposal.unwrap_or(SamplerKind::Ancestral);
+        // Unless given, each kernel gets the paper's step for its kind (η 0.001, ε 0.03).
+        let step_for = |kind| match &self.step_size {
+            Some(s) => s.clone(),
+            None => AnnealedOptions::paper_2d(kind, levels).step_size,
+        };
+        let mut kernel = self.annealed_options(levels, seed);
+        kernel.kernel = proposal;
+        kernel.step_size = step_for(proposal);
+        SmcOptions {
+            proposal,
+            rejuvenate: self.rejuvenate.map(|r| Rejuvenation {
+                kind: r.kind,
+                steps: r.steps,
+                step_size: step_for(r.kind),
+            }),
+            ess_threshold: self.ess_threshold.unwrap_or(0.5),
+            clamp_log_weight_increment: self.clamp_log_weight_increment,
+            weights: self.weights.unwrap_or_default(),
+            clip_x0: self.clip_x0,
+            kernel,
+        }
+    }
+
+    /// The schedule the reverse samplers (ancestral, DDIM) step through: `schedule` itself, or
+    /// `respace` evenly spaced levels of it (models are still fed their original levels). The one
+    /// place respacing happens.
+    pub fn reverse_schedule(&self, schedule: &NoiseSchedule) -> Result<NoiseSchedule, String> {
+        match self.respace {
+            Some(k) if k < schedule.len() => schedule.respaced(&schedule.evenly_spaced_levels(k)),
+            _ => Ok(schedule.clone()),
+        }
+    }
+
+    /// Options of the annealed driver (meaningful for the MCMC kinds).
+    pub fn annealed_options(&self, levels: usize, seed: u64) -> AnnealedOptions {
+        let mut o = AnnealedOptions::paper_2d(self.kind, levels);
         o.mode = self.mode;
         o.steps_per_level = self.steps_per_level;
         if let Some(s) = &self.step_size {
@@ -239,7 +399,7 @@ impl SamplerConfig {
             max_probes: t.max_probes,
         });
         o.seed = seed;
-        Some(o)
+        o
     }
 }
 
@@ -279,12 +439,17 @@ pub enum CompositionSpec {
         uncond: Box<CompositionSpec>,
         conds: Vec<CompositionSpec>,
     },
-    /// (1/β) LSE(log πᵢ + β fᵢ).
+    /// (1/β) LSE(log πᵢ + β (fᵢ − log Zᵢ(k))), Zᵢ(k) estimated per level unless
+    /// `normalizers = "equal"`.
     Mixture {
         weights: Vec<f64>,
         #[serde(default = "default_sharpness")]
         sharpness: f64,
         components: Vec<CompositionSpec>,
+        /// `estimate` (default) or `equal` (every component taken as normalized: the paper's
+        /// mixture, right only when the components' normalizers agree).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        normalizers: Option<crate::normalizers::Normalizers>,
     },
 }
 
@@ -341,100 +506,6 @@ impl CompositionSpec {
         out.dedup();
         out
     }
-
-    /// Builds the composition over loaded models (all sharing `schedule`).
-    pub fn build<'a>(
-        &self,
-        models: &'a BTreeMap<String, DiffusionModel>,
-        classifiers: &'a BTreeMap<String, NoisyClassifier>,
-        schedule: &'a NoiseSchedule,
-    ) -> Result<Composition<'a>, String> {
-        let e = |err: CompositionError| err.to_string();
-        let weighted = |weights: &[f64],
-                        children: &[CompositionSpec],
-                        what: &str|
-         -> Result<Vec<(f64, Composition<'a>)>, String> {
-            if weights.len() != children.len() {
-                return Err(format!(
-                    "{what}: {} weights for {} children",
-                    weights.len(),
-                    children.len()
-                ));
-            }
-            weights
-                .iter()
-                .zip(children)
-                .map(|(w, c)| Ok((*w, c.build(models, classifiers, schedule)?)))
-                .collect()
-        };
-        match self {
-            CompositionSpec::Model { model, label } => {
-                let name = model.clone().unwrap_or_else(|| DEFAULT_MODEL.into());
-                let m = models.get(&name).ok_or_else(|| {
-                    format!(
-                        "composition uses model `{name}`, which is not in [models] (known: {:?})",
-                        models.keys().collect::<Vec<_>>()
-                    )
-                })?;
-                Ok(Composition::leaf(ModelTarget {
-                    model: m,
-                    schedule,
-                    label: *label,
-                }))
-            }
-            CompositionSpec::Classifier { classifier, label } => {
-                let name = classifier.clone().unwrap_or_else(|| DEFAULT_MODEL.into());
-                let c = classifiers.get(&name).ok_or_else(|| {
-                    format!(
-                        "composition uses classifier `{name}`, which is not in [classifiers] (known: {:?})",
-                        classifiers.keys().collect::<Vec<_>>()
-                    )
-                })?;
-                if *label >= c.num_classes {
-                    return Err(format!(
-                        "classifier `{name}` has {} classes, label {label} is out of range",
-                        c.num_classes
-                    ));
-                }
-                Ok(Composition::leaf(ClassifierTarget {
-                    classifier: c,
-                    label: *label,
-                }))
-            }
-            CompositionSpec::Product { weights, terms } => {
-                Composition::product(weighted(weights, terms, "product")?).map_err(e)
-            }
-            CompositionSpec::Negation {
-                alpha,
-                keep,
-                remove,
-            } => Composition::negation(
-                keep.build(models, classifiers, schedule)?,
-                remove.build(models, classifiers, schedule)?,
-                *alpha,
-            )
-            .map_err(e),
-            CompositionSpec::Guided {
-                weight,
-                uncond,
-                conds,
-            } => Composition::guided(
-                uncond.build(models, classifiers, schedule)?,
-                conds
-                    .iter()
-                    .map(|c| c.build(models, classifiers, schedule))
-                    .collect::<Result<_, _>>()?,
-                *weight,
-            )
-            .map_err(e),
-            CompositionSpec::Mixture {
-                weights,
-                sharpness,
-                components,
-            } => Composition::mixture(weighted(weights, components, "mixture")?, *sharpness)
-                .map_err(e),
-        }
-    }
 }
 
 /// A whole sampling file.
@@ -459,6 +530,41 @@ pub struct SamplingConfig {
 
 fn default_count() -> usize {
     2000
+}
+
+impl SamplingConfig {
+    /// A config sampling the model named "default" alone with `sampler`.
+    pub fn new(sampler: SamplerConfig, count: usize, seed: u64) -> Self {
+        SamplingConfig {
+            count,
+            seed,
+            sampler,
+            models: BTreeMap::new(),
+            classifiers: BTreeMap::new(),
+            composition: None,
+        }
+    }
+
+    /// The composition to sample (default: the model named "default" alone).
+    pub fn composition_spec(&self) -> CompositionSpec {
+        self.composition.clone().unwrap_or(CompositionSpec::Model {
+            model: None,
+            label: None,
+        })
+    }
+
+    /// Checks every numeric key against a schedule of `levels` levels; the error names the key.
+    pub fn validate(&self, levels: usize) -> Result<(), crate::SampleError> {
+        if self.count == 0 {
+            return Err(crate::SampleError::config(
+                "count",
+                "must be ≥ 1 (the number of samples to draw)",
+            ));
+        }
+        self.sampler
+            .validate(levels)
+            .map_err(|(k, m)| crate::SampleError::config(format!("sampler.{k}"), m))
+    }
 }
 
 #[cfg(test)]
@@ -512,94 +618,6 @@ terms = [
                 .parse::<SamplerKind>()
                 .unwrap_err()
                 .contains("allowed")
-        );
-    }
-
-    #[test]
-    fn classifier_guidance_from_toml_adds_the_scaled_classifier_term() {
-        use crate::target::Target;
-        use burn::tensor::{Device, Int, Tensor};
-        let device = Device::flex();
-        let model_cfg: ebdiff_model::ModelConfig = ebdiff_core::parse_toml(
-            r#"
-parameterization = "energy"
-zero_init_output = false
-data_shape = [3, 8, 8]
-num_classes = 3
-[backbone]
-kind = "unet"
-channels = 8
-channel_mult = [1, 2]
-res_blocks = 1
-attention_resolutions = []
-groups = 4
-"#,
-            "m",
-        )
-        .unwrap();
-        let schedule = ebdiff_core::ScheduleConfig::linear(20).build();
-        device.seed(3);
-        let models = BTreeMap::from([("m".to_string(), model_cfg.init(20, &device))]);
-        let clf_cfg = ebdiff_model::ClassifierConfig {
-            channels: 8,
-            channel_mult: vec![1, 2],
-            groups: 4,
-            ..Default::default()
-        };
-        let classifiers = BTreeMap::from([(
-            DEFAULT_MODEL.to_string(),
-            clf_cfg.init([3, 8, 8], 3, &device),
-        )]);
-        let text = r#"
-[sampler]
-kind = "hmc"
-[composition]
-op = "product"
-weights = [1.0, 2.5]
-terms = [{ op = "model", model = "m", label = 1 }, { op = "classifier", label = 2 }]
-"#;
-        let cfg: SamplingConfig = ebdiff_core::parse_toml(text, "s.toml").unwrap();
-        let spec = cfg.composition.unwrap();
-        assert_eq!(spec.classifier_names(), vec![DEFAULT_MODEL]);
-        let target = spec.build(&models, &classifiers, &schedule).unwrap();
-        let x = Tensor::<2>::random(
-            [2, 192],
-            burn::tensor::Distribution::Normal(0.0, 1.0),
-            &device,
-        );
-        let level = 7;
-        let got = target.evaluate(x.clone(), level);
-        let model = ModelTarget {
-            model: &models["m"],
-            schedule: &schedule,
-            label: Some(1),
-        }
-        .evaluate(x.clone(), level);
-        let (logp, grad) = classifiers[DEFAULT_MODEL].log_prob_and_grad(
-            x,
-            Tensor::<1, Int>::full([2], level as i64, &device),
-            Tensor::<1, Int>::full([2], 2, &device),
-        );
-        let want_score = model.score + grad.mul_scalar(2.5);
-        let want_logp = model.log_density.unwrap() + logp.mul_scalar(2.5);
-        let diff = (got.score - want_score).abs().max().into_scalar::<f64>();
-        let diff_logp = (got.log_density.unwrap() - want_logp)
-            .abs()
-            .max()
-            .into_scalar::<f64>();
-        assert!(diff < 1e-4 && diff_logp < 1e-4, "{diff} {diff_logp}");
-        // A label outside the classifier's classes is refused when the tree is built.
-        let bad: SamplingConfig =
-            ebdiff_core::parse_toml(&text.replace("label = 2 }", "label = 3 }"), "s.toml").unwrap();
-        let msg = bad
-            .composition
-            .unwrap()
-            .build(&models, &classifiers, &schedule)
-            .err()
-            .unwrap();
-        assert!(
-            msg.contains("3 classes") && msg.contains("label 3"),
-            "{msg}"
         );
     }
 }

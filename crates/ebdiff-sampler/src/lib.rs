@@ -1,23 +1,37 @@
-//! Samplers. Every sampler takes any [`ebdiff_model::EpsModel`], a [`ebdiff_core::NoiseSchedule`]
-//! (kept separate from the solver), a seed, and a per-level callback for progress/diagnostics.
+//! Samplers. One entry point, [`sample`], runs any sampler a [`SamplingConfig`] names on any
+//! [`Target`] (a model, an oracle, or a composition tree built by [`Components::build`]) and
+//! returns one [`SampleResult`]. Every sampler takes an options struct, a
+//! [`ebdiff_core::NoiseSchedule`] kept apart from the solver, and reports each level through one
+//! callback type, [`Progress`].
 
 pub mod analytic;
 pub mod ancestral;
 pub mod annealed;
+pub mod components;
 pub mod composition;
 pub mod config;
 pub mod mcmc;
+pub mod normalizers;
+pub mod progress;
+pub mod resample;
+pub mod sample;
+pub mod smc;
 pub mod step_size;
 pub mod target;
 
 pub use ancestral::{
-    AncestralOptions, LevelInfo, Variance, ddim_step, reverse_step, sample_ancestral, sample_ddim,
+    AncestralOptions, DdimOptions, Variance, ddim_step, reverse_step, sample_ancestral, sample_ddim,
 };
 pub use annealed::{
-    AnnealMode, AnnealedOptions, AnnealedRun, KernelKind, LevelDiagnostics, TuneOptions,
-    sample_annealed,
+    AnnealMode, AnnealedOptions, AnnealedRun, LevelDiagnostics, TuneOptions, sample_annealed,
 };
+pub use components::{Component, Components};
 pub use composition::{Composition, CompositionError};
 pub use config::{CompositionSpec, SamplerConfig, SamplerKind, SamplingConfig};
+pub use progress::Progress;
+pub use sample::{SampleError, SampleResult, sample};
+pub use smc::{SmcDiagnostics, SmcOptions, SmcRun, SmcWeights, sample_smc};
 pub use step_size::LevelSchedule;
-pub use target::{ClassifierTarget, Evaluation, ModelTarget, Target, TargetAsEps};
+pub use target::{
+    ClassifierTarget, Evaluation, Labels, ModelTarget, ScoreTerm, Target, TargetAsEps,
+};

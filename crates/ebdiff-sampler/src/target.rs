@@ -14,9 +14,25 @@ pub struct Evaluation {
     pub score: Tensor<2>,
 }
 
+/// One weighted score term of a product composition (for Feynman–Kac corrector weights).
+#[derive(Debug, Clone)]
+pub struct ScoreTerm {
+    /// The term's weight in the product (path weights multiplied through nested products).
+    pub weight: f64,
+    /// ∇ₓ of the term's log-density, unweighted, `[B, D]`.
+    pub score: Tensor<2>,
+    /// A classifier term ∇ log p(y | x, t) rather than a diffusion model's score.
+    pub classifier: bool,
+}
+
 /// A family of unnormalized densities indexed by diffusion level.
 pub trait Target {
     fn data_dim(&self) -> usize;
+    /// `Some(n)` when evaluations need exactly n rows in a fixed order (per-example labels):
+    /// such targets cannot be sampled by samplers that resample or reorder particles.
+    fn fixed_batch(&self) -> Option<usize> {
+        None
+    }
     /// Whether [`Target::evaluate`] returns log-densities (needed for exact MH corrections).
     fn has_energy(&self) -> bool;
     /// Score, and log-density when available, at level `level`.
@@ -24,6 +40,27 @@ pub trait Target {
     /// The score alone.
     fn score(&self, x: Tensor<2>, level: usize) -> Tensor<2> {
         self.evaluate(x, level).score
+    }
+    /// The evaluation together with the product's weighted score terms (one term for a plain
+    /// target); `None` for targets that are not products of terms (mixtures).
+    fn evaluate_terms(&self, x: Tensor<2>, level: usize) -> Option<(Evaluation, Vec<ScoreTerm>)> {
+        let e = self.evaluate(x, level);
+        let term = ScoreTerm {
+            weight: 1.0,
+            score: e.score.clone(),
+            classifier: false,
+        };
+        Some((e, vec![term]))
+    }
+    /// Whether `evaluate`'s log-densities are normalized at every level (oracles): a mixture
+    /// then needs no normalizer estimate for this component.
+    fn is_normalized(&self) -> bool {
+        false
+    }
+    /// The exact, normalized log-density of the data law (σ = 0), where it is known (oracle
+    /// components): SMC then ends with a weighted move from level 0 to the data.
+    fn data_log_density(&self, _x: Tensor<2>) -> Option<Tensor<1>> {
+        None
     }
     /// Mean ‖wᵢ ∇fᵢ‖ over the batch for each weighted term of a composition (one entry for a
     /// plain target): shows which term dominates the dynamics at each level.
@@ -37,13 +74,25 @@ pub fn mean_row_norm(t: Tensor<2>) -> f64 {
     t.square().sum_dim(1).sqrt().mean().into_scalar::<f64>()
 }
 
-/// One trained diffusion model (optionally with a fixed class label) as a target:
+/// Class labels of a conditional model's evaluations.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Labels {
+    /// Unconditional model, or a conditional one with its null label.
+    #[default]
+    None,
+    /// The same class for every example.
+    Class(usize),
+    /// One class per example (sample grids, FID with classes cycling); the batch must have
+    /// exactly this many rows, in this order, so samplers that reorder particles refuse it.
+    PerExample(Vec<usize>),
+}
+
+/// One trained diffusion model (optionally class-conditional) as a target:
 /// f_k = −E/σ_k and ∇f_k = −ε̂/σ_k.
 pub struct ModelTarget<'a> {
     pub model: &'a DiffusionModel,
     pub schedule: &'a NoiseSchedule,
-    /// Class label for conditional models (`None`: unconditional / null label).
-    pub label: Option<usize>,
+    pub labels: Labels,
 }
 
 impl ModelTarget<'_> {
@@ -51,9 +100,17 @@ impl ModelTarget<'_> {
         let [b, _] = x.dims();
         let device = x.device();
         let cond = Conditioning::new(Tensor::<1, Int>::full([b], level as i64, &device));
-        match self.label {
-            Some(y) => cond.with_labels(Tensor::<1, Int>::full([b], y as i64, &device)),
-            None => cond,
+        match &self.labels {
+            Labels::None => cond,
+            Labels::Class(y) => cond.with_labels(Tensor::<1, Int>::full([b], *y as i64, &device)),
+            Labels::PerExample(ys) => {
+                assert_eq!(ys.len(), b, "one label per example");
+                let ys: Vec<i64> = ys.iter().map(|&y| y as i64).collect();
+                cond.with_labels(Tensor::<1, Int>::from_data(
+                    burn::tensor::TensorData::new(ys, [b]),
+                    &device,
+                ))
+            }
         }
     }
 }
@@ -61,6 +118,12 @@ impl ModelTarget<'_> {
 impl Target for ModelTarget<'_> {
     fn data_dim(&self) -> usize {
         self.model.data_dim
+    }
+    fn fixed_batch(&self) -> Option<usize> {
+        match &self.labels {
+            Labels::PerExample(ys) => Some(ys.len()),
+            _ => None,
+        }
     }
     fn has_energy(&self) -> bool {
         self.model.is_energy()
@@ -113,6 +176,15 @@ pub struct ClassifierTarget<'a> {
 impl Target for ClassifierTarget<'_> {
     fn data_dim(&self) -> usize {
         self.classifier.image_shape.iter().product()
+    }
+    fn evaluate_terms(&self, x: Tensor<2>, level: usize) -> Option<(Evaluation, Vec<ScoreTerm>)> {
+        let e = self.evaluate(x, level);
+        let term = ScoreTerm {
+            weight: 1.0,
+            score: e.score.clone(),
+            classifier: true,
+        };
+        Some((e, vec![term]))
     }
     fn has_energy(&self) -> bool {
         true

@@ -164,7 +164,7 @@ fn ddim_with_eta_one_is_ancestral_fixed_small_and_eta_zero_is_deterministic() {
         |_| {},
     );
     let ddim1 =
-        ebdiff_sampler::sample_ddim(&model, &sched, 256, None, 1.0, None, 9, &device, |_| {});
+        ebdiff_sampler::sample_ddim(&model, &sched, 256, None, &ddim(1.0, 9), &device, |_| {});
     let (a, d): (Vec<f32>, Vec<f32>) = (
         anc.into_data().try_to_vec().unwrap(),
         ddim1.into_data().try_to_vec().unwrap(),
@@ -205,9 +205,7 @@ fn ddim_with_eta_one_is_ancestral_fixed_small_and_eta_zero_is_deterministic() {
         &respaced,
         20_000,
         None,
-        0.0,
-        None,
-        4,
+        &ddim(0.0, 4),
         &device,
         |_| {},
     );
@@ -227,4 +225,12 @@ fn ddim_with_eta_one_is_ancestral_fixed_small_and_eta_zero_is_deterministic() {
         (fine - 0.16).abs() < (pv - 0.16).abs() && (fine - 0.16).abs() < 0.005,
         "100 steps {pv}, 1000 steps {fine}"
     );
+}
+
+fn ddim(eta: f64, seed: u64) -> ebdiff_sampler::DdimOptions {
+    ebdiff_sampler::DdimOptions {
+        eta,
+        clip_x0: None,
+        seed,
+    }
 }

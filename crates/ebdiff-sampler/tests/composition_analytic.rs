@@ -5,7 +5,7 @@ use ebdiff_core::rng::stream;
 use ebdiff_core::{NoiseSchedule, ScheduleConfig};
 use ebdiff_sampler::analytic::{DiffusedTarget, IsotropicGmm, ScoreOnly, points};
 use ebdiff_sampler::{
-    AncestralOptions, AnnealedOptions, Composition, CompositionError, KernelKind, Target,
+    AncestralOptions, AnnealedOptions, Composition, CompositionError, SamplerKind, Target,
     TargetAsEps, Variance, sample_ancestral, sample_annealed,
 };
 
@@ -65,10 +65,10 @@ fn product_of_two_gaussians_needs_mcmc_not_summed_score_reverse_diffusion() {
         |_| {},
     );
     let (m_rev, v_rev) = variance(reverse);
-    let mut opts = AnnealedOptions::paper_2d(KernelKind::Hmc, schedule.len());
+    let mut opts = AnnealedOptions::paper_2d(SamplerKind::Hmc, schedule.len());
     opts.step_size = ebdiff_sampler::LevelSchedule::constant(0.1);
     opts.seed = 2;
-    let run = sample_annealed(&product, &schedule, n, &opts, &device, |_| {});
+    let run = sample_annealed(&product, &schedule, n, &opts, &device, |_| {}).unwrap();
     let (hmc, diag) = (run.samples, run.levels);
     let (m_hmc, v_hmc) = variance(hmc);
     eprintln!(

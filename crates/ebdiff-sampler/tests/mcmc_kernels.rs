@@ -212,11 +212,11 @@ fn ula_settles_at_the_predicted_biased_variance_and_mala_corrects_it() {
 #[test]
 fn step_size_search_hits_the_acceptance_band() {
     use ebdiff_sampler::{
-        AnnealedOptions, KernelKind, LevelSchedule, TuneOptions, sample_annealed,
+        AnnealedOptions, LevelSchedule, SamplerKind, TuneOptions, sample_annealed,
     };
     let target = StaticTarget(gmm2d());
     let schedule = ebdiff_core::NoiseSchedule::from_betas(vec![0.1; 4]);
-    for kernel in [KernelKind::Mala, KernelKind::Hmc] {
+    for kernel in [SamplerKind::Mala, SamplerKind::Hmc] {
         let mut opts = AnnealedOptions::paper_2d(kernel, schedule.len());
         // Start far too small: the search must grow it by decades, then bisect.
         opts.step_size = LevelSchedule::constant(1e-6);
@@ -226,7 +226,8 @@ fn step_size_search_hits_the_acceptance_band() {
             probe_steps: 3,
             max_probes: 20,
         });
-        let run = sample_annealed(&target, &schedule, 4000, &opts, &Device::flex(), |_| {});
+        let run =
+            sample_annealed(&target, &schedule, 4000, &opts, &Device::flex(), |_| {}).unwrap();
         for d in &run.levels {
             let acc = d.acceptance.unwrap();
             assert!(
@@ -265,14 +266,14 @@ impl<T: Target> Target for Counting<T> {
 
 #[test]
 fn nfe_counts_every_evaluation_including_reverse_steps_outside_the_mcmc_window() {
-    use ebdiff_sampler::{AnnealMode, AnnealedOptions, KernelKind, sample_annealed};
+    use ebdiff_sampler::{AnnealMode, AnnealedOptions, SamplerKind, sample_annealed};
     let schedule = ebdiff_core::NoiseSchedule::from_betas(vec![0.05; 10]);
     for mode in [
         AnnealMode::Pure,
         AnnealMode::ReverseThenSame,
         AnnealMode::ReverseThenNext,
     ] {
-        for kernel in [KernelKind::Ula, KernelKind::Mala, KernelKind::Hmc] {
+        for kernel in [SamplerKind::Ula, SamplerKind::Mala, SamplerKind::Hmc] {
             for k in [0, 2] {
                 let target = Counting {
                     inner: StaticTarget(gmm2d()),
@@ -282,7 +283,8 @@ fn nfe_counts_every_evaluation_including_reverse_steps_outside_the_mcmc_window()
                 opts.mode = mode;
                 opts.steps_per_level = k;
                 opts.window = (5, 8);
-                let run = sample_annealed(&target, &schedule, 3, &opts, &Device::flex(), |_| {});
+                let run =
+                    sample_annealed(&target, &schedule, 3, &opts, &Device::flex(), |_| {}).unwrap();
                 assert_eq!(
                     run.nfe,
                     target.calls.get(),

@@ -3,12 +3,13 @@
 //! runs the same loop through a run directory (`run.rs`) and then [`evaluate_toy2d`].
 
 use crate::config::ExperimentConfig;
+use crate::run::RunError;
 use crate::train::{Control, StepReport, Toy2dSource, TrainState, train_dsm};
-use burn::tensor::{Device, Int, Tensor};
+use burn::tensor::Device;
 use ebdiff_core::rng::stream;
 use ebdiff_eval::{LogDensityReport, log_density_gap};
 use ebdiff_model::DiffusionModel;
-use ebdiff_sampler::{AncestralOptions, sample_ancestral};
+use ebdiff_sampler::{Labels, ModelTarget, SamplerConfig, SamplerKind, SamplingConfig, sample};
 
 pub struct Toy2dResult {
     pub state: TrainState,
@@ -39,59 +40,60 @@ pub fn toy2d_source(cfg: &ExperimentConfig) -> Toy2dSource {
     }
 }
 
-/// `n` samples from `model` by ancestral sampling as `[sample]` configures it (respaced to
-/// `sample.steps` levels when set; x̂₀ clipped to [−1, 1] for images). Flat `[n, dim]`.
+/// The sampling config of the run's `[sample]` section: ancestral with its variance, respaced to
+/// `sample.steps` levels when set, x̂₀ clipped to [−1, 1] for images.
+pub fn sampling_config(cfg: &ExperimentConfig, count: usize, seed: u64) -> SamplingConfig {
+    let levels = cfg.diffusion.timesteps();
+    let mut sampler = SamplerConfig::new(SamplerKind::Ancestral);
+    sampler.variance = cfg.sample.variance;
+    sampler.respace = cfg.sample.steps.filter(|&s| s < levels);
+    sampler.clip_x0 = (cfg.model.data_shape.len() == 3).then_some(1.0);
+    SamplingConfig::new(sampler, count, seed)
+}
+
+/// `n` samples from `model` as `[sample]` configures it (see [`sampling_config`]), with one class
+/// label per sample for conditional models when `labels` is given. Flat `[n, dim]`.
 pub fn draw_samples(
     cfg: &ExperimentConfig,
     model: &DiffusionModel,
     n: usize,
-    labels: Option<Vec<u32>>,
+    labels: Option<Vec<usize>>,
     seed: u64,
     device: &Device,
-) -> Vec<f32> {
-    let full = cfg.diffusion.build();
-    let schedule = match cfg.sample.steps {
-        Some(s) if s < full.len() => full
-            .respaced(&full.evenly_spaced_levels(s))
-            .expect("evenly spaced levels are valid"),
-        _ => full,
-    };
-    let is_image = cfg.model.data_shape.len() == 3;
-    let labels = labels.map(|l| {
-        let y: Vec<i64> = l.iter().map(|&y| y as i64).collect();
-        Tensor::<1, Int>::from_data(burn::tensor::TensorData::new(y, [n]), device)
-    });
-    sample_ancestral(
+) -> Result<Vec<f32>, RunError> {
+    let schedule = cfg.diffusion.build();
+    let target = ModelTarget {
         model,
+        schedule: &schedule,
+        labels: labels.map_or(Labels::None, Labels::PerExample),
+    };
+    let run = sample(
+        &sampling_config(cfg, n, seed),
+        &target,
         &schedule,
-        n,
-        labels,
-        &AncestralOptions {
-            variance: cfg.sample.variance,
-            clip_x0: is_image.then_some(1.0),
-            seed,
-        },
         device,
         |_| {},
     )
-    .into_data()
-    .convert::<f32>()
-    .try_to_vec()
-    .expect("f32 samples")
+    .map_err(|e| RunError::Sampling(e.to_string()))?;
+    Ok(run.samples_vec())
 }
 
 /// Samples `sample.count` points from `ema` and scores them against the exact toy.
-pub fn evaluate_toy2d(cfg: &ExperimentConfig, ema: &DiffusionModel, device: &Device) -> Toy2dEval {
+pub fn evaluate_toy2d(
+    cfg: &ExperimentConfig,
+    ema: &DiffusionModel,
+    device: &Device,
+) -> Result<Toy2dEval, RunError> {
     let n = cfg.sample.count;
-    let samples = draw_samples(cfg, ema, n, None, cfg.run.seed, device);
+    let samples = draw_samples(cfg, ema, n, None, cfg.run.seed, device)?;
     let target = toy(cfg);
     let exact = target.sample(n, &mut stream(cfg.run.seed, "exact-reference"));
     let report = log_density_gap(&target, &samples, &exact);
-    Toy2dEval {
+    Ok(Toy2dEval {
         samples,
         exact,
         report,
-    }
+    })
 }
 
 /// Trains in memory on `device` (its autodiff twin) and evaluates the EMA model.
@@ -119,7 +121,7 @@ pub fn run_toy2d(
     if let Err(e) = result {
         panic!("2-D training diverged: {e}");
     }
-    let eval = evaluate_toy2d(cfg, &state.ema.model, device);
+    let eval = evaluate_toy2d(cfg, &state.ema.model, device).expect("ancestral sampling");
     Toy2dResult {
         state,
         losses,

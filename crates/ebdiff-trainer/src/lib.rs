@@ -11,18 +11,23 @@ pub mod ema;
 pub mod experiment;
 pub mod optim;
 pub mod run;
+pub mod run_dir;
 pub mod train;
+pub mod train_dir;
 
 pub use checkpoint::{CheckpointError, latest_checkpoint, load_checkpoint, read_state};
+pub use classifier::{ClassifierSummary, train_classifier_to_dir};
 pub use config::ExperimentConfig;
 pub use dsm::{LossWeighting, NoisedBatch, dsm_loss, dsm_loss_weighted, noise_batch};
 pub use ema::{Ema, EmaSchedule};
 pub use experiment::{
-    Toy2dEval, Toy2dResult, draw_samples, evaluate_toy2d, run_toy2d, toy2d_source,
+    Toy2dEval, Toy2dResult, draw_samples, evaluate_toy2d, run_toy2d, sampling_config, toy2d_source,
 };
 pub use optim::{GradNorms, OptimizerKind, OptimizerSettings};
 pub use run::{RunError, RunOptions, RunOutcome, train_run};
+pub use run_dir::{LoadedClassifier, LoadedRun, RunDir, load_components};
 pub use train::{
     Batch, BatchSource, Control, NonFinite, StepReport, Toy2dSource, TrainOptions, TrainState,
     train_dsm,
 };
+pub use train_dir::{Trained, train_to_dir, write_grid};

@@ -55,6 +55,22 @@ pub enum RunError {
     },
     /// `out` already holds a run and `--resume` was not given.
     Exists(PathBuf),
+    /// A directory that should hold a run does not (`hint` says what is missing).
+    NotARun {
+        path: PathBuf,
+        hint: &'static str,
+    },
+    /// A run's config.toml does not parse or validate.
+    Config(ebdiff_core::ConfigError),
+    /// A weights file cannot be loaded.
+    Weights {
+        path: PathBuf,
+        message: String,
+    },
+    /// The training data cannot be built.
+    Data(String),
+    /// The models of a sampling config do not fit together, or the sampler refused.
+    Sampling(String),
 }
 
 impl std::fmt::Display for RunError {
@@ -88,6 +104,14 @@ impl std::fmt::Display for RunError {
                  --out DIR to start a new one",
                 p.display()
             ),
+            RunError::NotARun { path, hint } => {
+                write!(f, "{} is not a run directory: {hint}", path.display())
+            }
+            RunError::Config(e) => write!(f, "{e}"),
+            RunError::Weights { path, message } => {
+                write!(f, "cannot load {}: {message}", path.display())
+            }
+            RunError::Data(m) | RunError::Sampling(m) => f.write_str(m),
         }
     }
 }

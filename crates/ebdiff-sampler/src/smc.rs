@@ -1,0 +1,625 @@
+//! Sequential Monte Carlo over the diffusion path (smc.md): N weighted particles follow the level
+//! targets π_{T−1} → … → π_0 of a composition, reweighted at every move so that the weighted
+//! particles target π_k exactly, resampled (systematic) when the effective sample size drops.
+//!
+//! Weights (per move from level k+1 to k; ℓ_k = log π̃_k):
+//! - every leaf has an energy, ancestral proposal M_k with the forward kernel as backward kernel
+//!   L_k(x_{k+1} | x_k) = N(√α_{k+1} x_k, β_{k+1} I):
+//!   log G = ℓ_k(x_k) + log L_k − ℓ_{k+1}(x_{k+1}) − log M_k   (exact, smc.md §2);
+//! - an MCMC proposal (K kernel steps targeting π_k from x_{k+1}), AIS form:
+//!   log G = ℓ_k(x_{k+1}) − ℓ_{k+1}(x_{k+1}), exact for MALA/HMC, approximate for ULA/U-HMC;
+//! - score-only leaves (Feynman–Kac correctors, smc.md §3) with the ancestral proposal:
+//!   log G = (β_{k+1}/2)(‖Σ cᵢ sᵢ‖² − Σ cᵢ ‖sᵢ‖²), scores at the start of the move or averaged
+//!   over both ends; classifier terms (λ, g) add (β/2)(‖Σ λ g‖² − Σ λ ‖g‖²).
+//!
+//! The path ends at level 0; when the target knows its data-level density (oracles), one more
+//! weighted move (Tweedie mean, variance β_0) reaches the data law itself, otherwise the particles
+//! are denoised by the Tweedie mean as ancestral sampling does. The returned samples are
+//! resampled once more (unweighted); the final weights, log Ẑ and the ancestry are reported.
+
+use crate::ancestral::{reverse_mean, reverse_variance};
+use crate::annealed::{AnnealedOptions, apply_kernel, tune_step};
+use crate::config::SamplerKind;
+use crate::mcmc::row_dot;
+use crate::progress::Progress;
+use crate::resample::{ess, log_sum_exp, systematic};
+use crate::sample::SampleError;
+use crate::target::{Evaluation, ScoreTerm, Target};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use ebdiff_core::NoiseSchedule;
+use ebdiff_core::rng::{randn, stream};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use std::f64::consts::PI;
+
+/// Which incremental weights SMC uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SmcWeights {
+    /// Exact weights when every leaf has an energy, FKC weights otherwise.
+    #[default]
+    Auto,
+    /// Exact discrete-time weights (needs energies).
+    Exact,
+    /// Feynman–Kac corrector weights from the scores, evaluated where the move starts.
+    FkcStart,
+    /// FKC weights averaged over the two ends of the move (trapezoid).
+    FkcAverage,
+}
+
+/// Options of [`sample_smc`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmcOptions {
+    /// How particles move from level k+1 to k: `Ancestral`, or an MCMC kernel (`Ula`, `Mala`,
+    /// `Uhmc`, `Hmc`) run for `kernel.steps_per_level` steps targeting π_k.
+    pub proposal: SamplerKind,
+    /// Kernel settings (step size, mass, leapfrog, damping, tune, variance of the ancestral
+    /// proposal, seed), as for annealed MCMC.
+    pub kernel: AnnealedOptions,
+    /// π_k-invariant rejuvenation after weighting and resampling.
+    pub rejuvenate: Option<Rejuvenation>,
+    /// Resample when ESS/N falls below this (1: every level, 0: never).
+    pub ess_threshold: f64,
+    /// Clamp each incremental log-weight to [−c, c] (biased; off unless asked for).
+    pub clamp_log_weight_increment: Option<f64>,
+    pub weights: SmcWeights,
+    /// Clip x̂₀ to [−c, c] in the ancestral proposal (images).
+    pub clip_x0: Option<f64>,
+}
+
+/// MALA or HMC steps after each level's weighting and resampling.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejuvenation {
+    pub kind: SamplerKind,
+    pub steps: usize,
+    /// η (MALA) or ε (HMC) per level.
+    pub step_size: crate::LevelSchedule,
+}
+
+/// One level of an SMC run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SmcLevel {
+    /// The level the particles moved to (−1: the data level of an oracle target).
+    pub level: i64,
+    /// ESS / N after this level's reweighting, before any resampling.
+    pub ess: f64,
+    pub resampled: bool,
+    /// Distinct initial particles whose descendants are still alive.
+    pub distinct_ancestors: usize,
+    /// Mean acceptance of the MCMC proposal or the rejuvenation kernel.
+    pub acceptance: Option<f64>,
+    /// Target evaluations per particle so far.
+    pub nfe: usize,
+    /// log Σᵢ Wᵢ Gᵢ: this level's factor of log Ẑ.
+    pub log_z_increment: f64,
+    /// log Ẑ of this level's target so far (the running sum of the increments).
+    pub log_z: f64,
+    /// Particles whose increment hit the clamp.
+    pub clamped: usize,
+}
+
+/// Everything SMC reports besides the samples.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SmcDiagnostics {
+    pub levels: Vec<SmcLevel>,
+    /// Estimate of log ∫ π̃_final (the final target's normalizer relative to p_init's).
+    pub log_z: f64,
+    /// Estimate of log ∫ π̃_{T−1} from the initial weights.
+    pub log_z_start: f64,
+    /// Normalized final log-weights, before the final resampling.
+    pub final_log_weights: Vec<f64>,
+    /// ESS / N of the final weights.
+    pub final_ess: f64,
+    /// For each returned sample, the initial particle it descends from.
+    pub ancestors: Vec<usize>,
+    /// Whether the run ended with a weighted move to the exact data law (oracle targets).
+    pub data_level: bool,
+    /// "exact" or "fkc-start"/"fkc-average": the weights actually used.
+    pub weights: String,
+    /// Whether some increments were clamped (the estimate is then biased).
+    pub clamped: bool,
+}
+
+/// What [`sample_smc`] returns.
+pub struct SmcRun {
+    /// `[n, D]`, resampled by the final weights (unweighted).
+    pub samples: Tensor<2>,
+    pub diagnostics: SmcDiagnostics,
+    /// Per-level acceptance diagnostics in annealed-MCMC form (levels with a kernel).
+    pub kernel_levels: Vec<crate::annealed::LevelDiagnostics>,
+    pub nfe: usize,
+}
+
+fn to_f64(t: Tensor<1>) -> Vec<f64> {
+    t.into_data()
+        .convert::<f64>()
+        .try_into_vec::<f64>()
+        .expect("f64 values")
+}
+
+/// Row-wise log N(a; b, v I).
+fn log_normal(a: Tensor<2>, b: Tensor<2>, v: f64) -> Vec<f64> {
+    let d = a.dims()[1] as f64;
+    let diff = a - b;
+    let sq = to_f64(row_dot(diff.clone(), diff));
+    let c = -0.5 * d * (2.0 * PI * v).ln();
+    sq.into_iter().map(|s| c - s / (2.0 * v)).collect()
+}
+
+fn select_rows(t: Tensor<2>, idx: &Tensor<1, Int>) -> Tensor<2> {
+    t.select(0, idx.clone())
+}
+
+fn select_eval(e: Evaluation, idx: &Tensor<1, Int>) -> Evaluation {
+    Evaluation {
+        log_density: e.log_density.map(|f| f.select(0, idx.clone())),
+        score: select_rows(e.score, idx),
+    }
+}
+
+/// ‖Σ cᵢ sᵢ‖² − Σ cᵢ ‖sᵢ‖² over the model terms plus the same over the classifier terms, `[B]`.
+fn fkc_rate(terms: &[ScoreTerm]) -> Vec<f64> {
+    let mut out: Option<Tensor<1>> = None;
+    for classifier in [false, true] {
+        let group: Vec<&ScoreTerm> = terms
+            .iter()
+            .filter(|t| t.classifier == classifier)
+            .collect();
+        let Some(first) = group.first() else { continue };
+        let mut sum = first.score.clone().mul_scalar(first.weight);
+        let mut weighted_sq =
+            row_dot(first.score.clone(), first.score.clone()).mul_scalar(first.weight);
+        for t in &group[1..] {
+            sum = sum + t.score.clone().mul_scalar(t.weight);
+            weighted_sq =
+                weighted_sq + row_dot(t.score.clone(), t.score.clone()).mul_scalar(t.weight);
+        }
+        let r = row_dot(sum.clone(), sum) - weighted_sq;
+        out = Some(match out {
+            Some(acc) => acc + r,
+            None => r,
+        });
+    }
+    to_f64(out.expect("at least one term"))
+}
+
+/// The state of the particle system.
+struct Particles {
+    x: Tensor<2>,
+    eval: Evaluation,
+    /// Score terms at (x, level) (FKC weights only).
+    terms: Option<Vec<ScoreTerm>>,
+    log_w: Vec<f64>,
+    /// Initial particle each particle descends from.
+    lineage: Vec<usize>,
+}
+
+impl Particles {
+    fn resample(&mut self, u: f64, device: &Device) {
+        let idx = systematic(&self.log_w, u);
+        let n = idx.len();
+        let t = Tensor::<1, Int>::from_data(
+            TensorData::new(idx.iter().map(|&i| i as i64).collect::<Vec<_>>(), [n]),
+            device,
+        );
+        self.x = select_rows(self.x.clone(), &t);
+        self.eval = select_eval(self.eval.clone(), &t);
+        self.terms = self.terms.take().map(|terms| {
+            terms
+                .into_iter()
+                .map(|mut term| {
+                    term.score = select_rows(term.score, &t);
+                    term
+                })
+                .collect()
+        });
+        self.lineage = idx.iter().map(|&i| self.lineage[i]).collect();
+        self.log_w = vec![0.0; n];
+    }
+
+    fn distinct_ancestors(&self) -> usize {
+        let mut l = self.lineage.clone();
+        l.sort_unstable();
+        l.dedup();
+        l.len()
+    }
+}
+
+/// Checks that `opts` can sample `target`; returns whether FKC weights are used.
+fn check(target: &dyn Target, n: usize, opts: &SmcOptions) -> Result<Option<bool>, SampleError> {
+    if n < 2 {
+        return Err(SampleError::config(
+            "count",
+            format!("SMC needs at least 2 particles, got {n}"),
+        ));
+    }
+    if !(0.0..=1.0).contains(&opts.ess_threshold) {
+        return Err(SampleError::config(
+            "sampler.ess_threshold",
+            format!("must be in [0, 1], got {}", opts.ess_threshold),
+        ));
+    }
+    if !(opts.proposal == SamplerKind::Ancestral || opts.proposal.is_mcmc()) {
+        return Err(SampleError::config(
+            "sampler.proposal",
+            format!(
+                "`{}` cannot move SMC particles; allowed: ancestral, ula, mala, uhmc, hmc (a deterministic DDIM step would only copy resampled particles)",
+                opts.proposal.name()
+            ),
+        ));
+    }
+    if let Some(Rejuvenation { kind, steps, .. }) = opts.rejuvenate {
+        if !kind.is_metropolis() {
+            return Err(SampleError::config(
+                "sampler.rejuvenate.kind",
+                format!(
+                    "`{}` is not π_k-invariant; rejuvenation needs mala or hmc",
+                    kind.name()
+                ),
+            ));
+        }
+        if steps == 0 {
+            return Err(SampleError::config(
+                "sampler.rejuvenate.steps",
+                "must be ≥ 1",
+            ));
+        }
+        if !target.has_energy() {
+            return Err(SampleError::Target(
+                "rejuvenation needs an energy for its Metropolis correction, and the composition is score-only".into(),
+            ));
+        }
+    }
+    if let Some(c) = opts.clamp_log_weight_increment
+        && !(c > 0.0 && c.is_finite())
+    {
+        return Err(SampleError::config(
+            "sampler.clamp_log_weight_increment",
+            format!("must be positive, got {c}"),
+        ));
+    }
+    if target.fixed_batch().is_some() {
+        return Err(SampleError::Target(
+            "SMC resamples particles, so it cannot sample a target with per-example labels".into(),
+        ));
+    }
+    let fkc = match opts.weights {
+        SmcWeights::Auto => (!target.has_energy()).then_some(false),
+        SmcWeights::Exact => None,
+        SmcWeights::FkcStart => Some(false),
+        SmcWeights::FkcAverage => Some(true),
+    };
+    match fkc {
+        None if !target.has_energy() => Err(SampleError::Target(
+            "exact SMC weights need an energy for every leaf; this composition is score-only (use weights = \"auto\" for FKC weights)".into(),
+        )),
+        Some(_) if opts.proposal != SamplerKind::Ancestral => Err(SampleError::config(
+            "sampler.proposal",
+            "FKC weights (score-only compositions) are derived for the reverse diffusion: use proposal = \"ancestral\"",
+        )),
+        None if opts.proposal.is_mcmc() && !opts.proposal.is_metropolis() => {
+            // ULA/U-HMC in AIS form: allowed, the weights are then approximate (smc.md §2).
+            Ok(None)
+        }
+        other => Ok(other),
+    }
+}
+
+/// Runs SMC with `n` particles over every level of `schedule`. `callback` hears every level.
+pub fn sample_smc(
+    target: &dyn Target,
+    schedule: &NoiseSchedule,
+    n: usize,
+    opts: &SmcOptions,
+    device: &Device,
+    mut callback: impl FnMut(&Progress),
+) -> Result<SmcRun, SampleError> {
+    let fkc = check(target, n, opts)?;
+    let t_total = schedule.len();
+    let dim = target.data_dim();
+    let seed = opts.kernel.seed;
+    let mut init_rng = stream(seed, "init");
+    let mut move_rng = stream(seed, "smc-proposal");
+    let mut mcmc_rng = stream(seed, "mcmc");
+    let mut resample_rng = stream(seed, "smc-resample");
+    let mut nfe = 0usize;
+    let top = t_total - 1;
+    let evaluate = |x: Tensor<2>, level: usize| -> (Evaluation, Option<Vec<ScoreTerm>>) {
+        match fkc {
+            Some(_) => {
+                let (e, terms) = target
+                    .evaluate_terms(x, level)
+                    .expect("checked: FKC targets are products");
+                (e, Some(terms))
+            }
+            None => (target.evaluate(x, level), None),
+        }
+    };
+    let log_density = |e: &Evaluation| to_f64(e.log_density.clone().expect("energy target"));
+
+    // Start: x ~ N(0, I), log w = ℓ_{T−1}(x) − log N(x; 0, I) (FKC: p_init ≈ π_{T−1}, w = 1).
+    let x = randn(&mut init_rng, [n, dim], device);
+    let (eval, terms) = evaluate(x.clone(), top);
+    nfe += 1;
+    let log_w = match fkc {
+        Some(_) => vec![0.0; n],
+        None => {
+            let zero = Tensor::<2>::zeros([n, dim], device);
+            let log_p0 = log_normal(x.clone(), zero, 1.0);
+            log_density(&eval)
+                .iter()
+                .zip(log_p0)
+                .map(|(l, p)| l - p)
+                .collect()
+        }
+    };
+    let mut p = Particles {
+        x,
+        eval,
+        terms,
+        log_w,
+        lineage: (0..n).collect(),
+    };
+    let mut log_z = log_sum_exp(&p.log_w) - (n as f64).ln();
+    let log_z_start = log_z;
+    let mut levels = Vec::new();
+    let mut kernel_levels = Vec::new();
+    let mut clamped_any = false;
+    let mut tuned: [Option<f64>; 2] = [None, None];
+
+    // Reweights by `log_g`, updates log Ẑ, resamples when the ESS is low; returns the record.
+    let mut reweight = |p: &mut Particles, mut log_g: Vec<f64>, level: i64, log_z: &mut f64| {
+        let mut clamped = 0;
+        if let Some(c) = opts.clamp_log_weight_increment {
+            for g in &mut log_g {
+                if g.abs() > c {
+                    *g = g.clamp(-c, c);
+                    clamped += 1;
+                }
+            }
+        }
+        let lse = log_sum_exp(&p.log_w);
+        let prev: Vec<f64> = p.log_w.iter().map(|w| w - lse).collect();
+        let inc = log_sum_exp(
+            &prev
+                .iter()
+                .zip(&log_g)
+                .map(|(w, g)| w + g)
+                .collect::<Vec<_>>(),
+        );
+        *log_z += inc;
+        for (w, g) in p.log_w.iter_mut().zip(&log_g) {
+            *w += g;
+        }
+        let e = ess(&p.log_w) / n as f64;
+        let resampled = e < opts.ess_threshold;
+        if resampled {
+            p.resample(resample_rng.random::<f64>(), device);
+        }
+        SmcLevel {
+            level,
+            ess: e,
+            resampled,
+            distinct_ancestors: p.distinct_ancestors(),
+            acceptance: None,
+            nfe: 0,
+            log_z_increment: inc,
+            log_z: *log_z,
+            clamped,
+        }
+    };
+
+    for k in (0..top).rev() {
+        // Move k+1 → k.
+        let from = k + 1;
+        let mut acceptance = None;
+        let mut step_used = None;
+        let log_g: Vec<f64> = if opts.proposal == SamplerKind::Ancestral {
+            let eps = p.eval.score.clone().mul_scalar(-schedule.sigma(from));
+            let mean = reverse_mean(p.x.clone(), eps, from, schedule, opts.clip_x0);
+            let var = reverse_variance(from, schedule, opts.kernel.variance);
+            let noise = randn(&mut move_rng, [n, dim], device).mul_scalar(var.sqrt());
+            let x_new = mean.clone() + noise;
+            let (eval_new, terms_new) = evaluate(x_new.clone(), k);
+            nfe += 1;
+            let g = match fkc {
+                Some(average) => {
+                    let beta = schedule.beta(from);
+                    let start = fkc_rate(p.terms.as_deref().expect("FKC terms"));
+                    if average {
+                        let end = fkc_rate(terms_new.as_deref().expect("FKC terms"));
+                        start
+                            .iter()
+                            .zip(end)
+                            .map(|(a, b)| 0.25 * beta * (a + b))
+                            .collect()
+                    } else {
+                        start.iter().map(|a| 0.5 * beta * a).collect()
+                    }
+                }
+                None => {
+                    let l_new = log_density(&eval_new);
+                    let l_old = log_density(&p.eval);
+                    let back = log_normal(
+                        p.x.clone(),
+                        x_new.clone().mul_scalar(schedule.alpha(from).sqrt()),
+                        schedule.beta(from),
+                    );
+                    let fwd = log_normal(x_new.clone(), mean, var);
+                    (0..n)
+                        .map(|i| l_new[i] + back[i] - l_old[i] - fwd[i])
+                        .collect()
+                }
+            };
+            p.x = x_new;
+            p.eval = eval_new;
+            p.terms = terms_new;
+            g
+        } else {
+            // AIS form: weight at the point before the move, then K kernel steps targeting π_k.
+            let (eval_k, _) = evaluate(p.x.clone(), k);
+            nfe += 1;
+            let g: Vec<f64> = log_density(&eval_k)
+                .iter()
+                .zip(log_density(&p.eval))
+                .map(|(a, b)| a - b)
+                .collect();
+            let mut kernel = opts.kernel.clone();
+            kernel.kernel = opts.proposal;
+            let (x, eval, acc, step, cost) = run_kernel(
+                target,
+                schedule,
+                &kernel,
+                p.x.clone(),
+                eval_k,
+                k,
+                &mut tuned[0],
+                &mut mcmc_rng,
+            );
+            nfe += cost;
+            p.x = x;
+            p.eval = eval;
+            acceptance = acc;
+            step_used = Some(step);
+            g
+        };
+        let mut record = reweight(&mut p, log_g, k as i64, &mut log_z);
+        clamped_any |= record.clamped > 0;
+        if let Some(r) = &opts.rejuvenate {
+            let mut kernel = opts.kernel.clone();
+            kernel.kernel = r.kind;
+            kernel.steps_per_level = r.steps;
+            kernel.step_size = r.step_size.clone();
+            let (x, eval, acc, step, cost) = run_kernel(
+                target,
+                schedule,
+                &kernel,
+                p.x.clone(),
+                p.eval.clone(),
+                k,
+                &mut tuned[1],
+                &mut mcmc_rng,
+            );
+            nfe += cost;
+            p.x = x;
+            p.eval = eval;
+            acceptance = acc;
+            step_used = Some(step);
+        }
+        record.acceptance = acceptance;
+        record.nfe = nfe;
+        if let Some(step) = step_used {
+            kernel_levels.push(crate::annealed::LevelDiagnostics {
+                level: k,
+                acceptance,
+                step_size: step,
+                mass: opts.kernel.mass.at(schedule, k),
+                score_norm: crate::target::mean_row_norm(p.eval.score.clone()),
+                term_score_norms: Vec::new(),
+                nfe,
+                tune_nfe: 0,
+            });
+        }
+        callback(&Progress {
+            acceptance,
+            ess: Some(record.ess),
+            ..Progress::plain(k, top - k, top, nfe)
+        });
+        levels.push(record);
+    }
+
+    // Level 0 → data: a weighted move where the data law is known, else the Tweedie mean.
+    let eps = p.eval.score.clone().mul_scalar(-schedule.sigma(0));
+    let mean = reverse_mean(p.x.clone(), eps, 0, schedule, opts.clip_x0);
+    let data_level = fkc.is_none() && target.data_log_density(mean.clone()).is_some();
+    if data_level {
+        let var = schedule.beta(0);
+        let x_new = mean.clone() + randn(&mut move_rng, [n, dim], device).mul_scalar(var.sqrt());
+        let l_new = to_f64(target.data_log_density(x_new.clone()).expect("checked"));
+        nfe += 1;
+        let l_old = log_density(&p.eval);
+        let back = log_normal(
+            p.x.clone(),
+            x_new.clone().mul_scalar(schedule.alpha(0).sqrt()),
+            schedule.beta(0),
+        );
+        let fwd = log_normal(x_new.clone(), mean, var);
+        let g = (0..n)
+            .map(|i| l_new[i] + back[i] - l_old[i] - fwd[i])
+            .collect();
+        p.x = x_new;
+        // The data level has no score; keep the level-0 evaluation for bookkeeping only.
+        let mut record = reweight(&mut p, g, -1, &mut log_z);
+        record.nfe = nfe;
+        clamped_any |= record.clamped > 0;
+        levels.push(record);
+    } else {
+        p.x = mean;
+    }
+    let total = log_sum_exp(&p.log_w);
+    let final_log_weights: Vec<f64> = p.log_w.iter().map(|w| w - total).collect();
+    let final_ess = ess(&p.log_w) / n as f64;
+    p.resample(resample_rng.random::<f64>(), device);
+    Ok(SmcRun {
+        samples: p.x,
+        diagnostics: SmcDiagnostics {
+            levels,
+            log_z,
+            log_z_start,
+            final_log_weights,
+            final_ess,
+            ancestors: p.lineage,
+            data_level,
+            weights: match fkc {
+                None => "exact".into(),
+                Some(false) => "fkc-start".into(),
+                Some(true) => "fkc-average".into(),
+            },
+            clamped: clamped_any,
+        },
+        kernel_levels,
+        nfe,
+    })
+}
+
+/// `kernel.steps_per_level` steps of `kernel.kernel` at `level` from (x, eval), with the
+/// per-level step search when asked for. Returns (x, eval, mean acceptance, step, evaluations).
+#[allow(clippy::too_many_arguments)]
+fn run_kernel(
+    target: &dyn Target,
+    schedule: &NoiseSchedule,
+    kernel: &AnnealedOptions,
+    mut x: Tensor<2>,
+    mut eval: Evaluation,
+    level: usize,
+    tuned: &mut Option<f64>,
+    rng: &mut rand::rngs::StdRng,
+) -> (Tensor<2>, Evaluation, Option<f64>, f64, usize) {
+    let [n, dim] = x.dims();
+    let mass = kernel.mass.at(schedule, level);
+    let mut v = randn(rng, [n, dim], &x.device()).mul_scalar(mass);
+    let mut step = kernel.step_size.at(schedule, level);
+    let mut nfe = 0;
+    if let (Some(tune), true) = (&kernel.tune, kernel.kernel.is_metropolis()) {
+        let start = tuned.unwrap_or(step);
+        let (s, _, cost) = tune_step(target, kernel, tune, &x, &v, &eval, level, start, mass, rng);
+        step = s;
+        *tuned = Some(s);
+        nfe += cost;
+    }
+    let mut acc = Vec::new();
+    for _ in 0..kernel.steps_per_level {
+        let out = apply_kernel(target, kernel, x, v.clone(), eval, level, step, mass, rng);
+        nfe += out.nfe;
+        if let Some(a) = out.accepted {
+            acc.push(a.mean().into_scalar::<f64>());
+        }
+        x = out.x;
+        eval = out.eval;
+        if let Some(m) = out.momentum {
+            v = m;
+        }
+    }
+    let acceptance = (!acc.is_empty()).then(|| acc.iter().sum::<f64>() / acc.len() as f64);
+    (x, eval, acceptance, step, nfe)
+}
