@@ -255,6 +255,21 @@ impl Target for Composition<'_> {
         }
     }
 
+    fn noise_precision(&self) -> f64 {
+        match self {
+            Composition::Leaf(t) => t.noise_precision(),
+            Composition::Product(terms) => terms.iter().map(|(w, t)| w * t.noise_precision()).sum(),
+            Composition::Mixture { components, .. } => {
+                let total: f64 = components.iter().map(|(pi, _)| pi).sum();
+                components
+                    .iter()
+                    .map(|(pi, t)| pi * t.noise_precision())
+                    .sum::<f64>()
+                    / total
+            }
+        }
+    }
+
     fn is_normalized(&self) -> bool {
         matches!(self, Composition::Leaf(t) if t.is_normalized())
     }

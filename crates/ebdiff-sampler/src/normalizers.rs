@@ -38,7 +38,7 @@ pub enum Normalizers {
 }
 
 /// Particles of the normalizer estimate (its standard error is roughly √(Var w)/√N).
-pub const DEFAULT_PARTICLES: usize = 1024;
+pub const DEFAULT_PARTICLES: usize = 4096;
 
 /// log Ẑ(k) for every level k = 0 … T−1 of `component` (one entry per level).
 pub fn estimate_log_normalizers(
@@ -55,7 +55,9 @@ pub fn estimate_log_normalizers(
     }
     let levels = schedule.len();
     let mut kernel = AnnealedOptions::paper_2d(SamplerKind::Ancestral, levels);
-    kernel.variance = Variance::FixedSmall;
+    // Fixed-large (β): at low noise the true reverse kernel of a spread-out component has
+    // variance ≈ β, and β̃ ≪ β there would make the weights degenerate.
+    kernel.variance = Variance::FixedLarge;
     kernel.seed = seed;
     let opts = SmcOptions {
         proposal: SamplerKind::Ancestral,
@@ -68,11 +70,41 @@ pub fn estimate_log_normalizers(
     };
     let run = sample_smc(component, schedule, particles, &opts, device, |_| {})?;
     let mut log_z = vec![f64::NAN; levels];
-    log_z[levels - 1] = run.diagnostics.log_z_start;
+    let start = run.diagnostics.start_level;
+    log_z[start] = run.diagnostics.log_z_start;
     for l in &run.diagnostics.levels {
         if l.level >= 0 {
             log_z[l.level as usize] = l.log_z;
         }
+    }
+    // Levels above SMC's start (the clipped top level): importance sampling from N(0, I), which
+    // a single model's top level is close to.
+    for (k, z) in log_z.iter_mut().enumerate().skip(start + 1) {
+        let mut rng = ebdiff_core::rng::stream_at(seed, "normalizer-top", k as u64);
+        let x = ebdiff_core::rng::randn(&mut rng, [particles, component.data_dim()], device);
+        let sq: Vec<f64> = x
+            .clone()
+            .square()
+            .sum_dim(1)
+            .into_data()
+            .convert::<f64>()
+            .try_into_vec::<f64>()
+            .expect("f64");
+        let l: Vec<f64> = component
+            .evaluate(x, k)
+            .log_density
+            .expect("checked: energy")
+            .into_data()
+            .convert::<f64>()
+            .try_into_vec::<f64>()
+            .expect("f64");
+        let d = component.data_dim() as f64;
+        let log_w: Vec<f64> = l
+            .iter()
+            .zip(sq)
+            .map(|(l, s)| l + 0.5 * s + 0.5 * d * (2.0 * std::f64::consts::PI).ln())
+            .collect();
+        *z = crate::resample::log_sum_exp(&log_w) - (particles as f64).ln();
     }
     Ok(log_z)
 }

@@ -43,6 +43,60 @@ pub fn systematic(log_w: &[f64], u: f64) -> Vec<usize> {
     out
 }
 
+/// Running importance weights of N particles and the log normalizer estimate they imply.
+///
+/// log Ẑ accumulates log Σᵢ Wᵢ Gᵢ at every reweighting, with Wᵢ the normalized weights before it;
+/// between resamplings the log-weights simply add up, so whether a level resamples or not, log Ẑ
+/// telescopes to the log mean weight of each resampling epoch, summed over epochs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WeightBook {
+    pub log_w: Vec<f64>,
+    pub log_z: f64,
+}
+
+impl WeightBook {
+    /// Initial log-weights (log Ẑ starts as their log mean).
+    pub fn new(log_w: Vec<f64>) -> Self {
+        let log_z = log_sum_exp(&log_w) - (log_w.len() as f64).ln();
+        WeightBook { log_w, log_z }
+    }
+
+    /// Multiplies the weights by exp(`log_g`); returns this step's log Ẑ increment.
+    pub fn reweight(&mut self, log_g: &[f64]) -> f64 {
+        let lse = log_sum_exp(&self.log_w);
+        let terms: Vec<f64> = self
+            .log_w
+            .iter()
+            .zip(log_g)
+            .map(|(w, g)| w - lse + g)
+            .collect();
+        let inc = log_sum_exp(&terms);
+        self.log_z += inc;
+        for (w, g) in self.log_w.iter_mut().zip(log_g) {
+            *w += g;
+        }
+        inc
+    }
+
+    /// ESS / N of the current weights.
+    pub fn ess_fraction(&self) -> f64 {
+        ess(&self.log_w) / self.log_w.len() as f64
+    }
+
+    /// Systematic resampling with uniform `u`: the ancestor indices; the weights become equal.
+    pub fn resample(&mut self, u: f64) -> Vec<usize> {
+        let idx = systematic(&self.log_w, u);
+        self.log_w = vec![0.0; idx.len()];
+        idx
+    }
+
+    /// The normalized log-weights.
+    pub fn normalized_log(&self) -> Vec<f64> {
+        let lse = log_sum_exp(&self.log_w);
+        self.log_w.iter().map(|w| w - lse).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +137,38 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn weights_accumulate_across_levels_that_skip_resampling() {
+        let (g0, g1, g2) = (
+            vec![0.3, -1.0, 2.0, 0.0],
+            vec![1.5, 0.2, -0.7, 0.9],
+            vec![-0.4, 0.8, 0.1, 2.2],
+        );
+        let log_mean = |v: &[f64]| log_sum_exp(v) - (v.len() as f64).ln();
+        // No resampling: the weights are the sums, and log Ẑ telescopes to their log mean.
+        let mut book = WeightBook::new(g0.clone());
+        book.reweight(&g1);
+        book.reweight(&g2);
+        let total: Vec<f64> = (0..4).map(|i| g0[i] + g1[i] + g2[i]).collect();
+        assert_eq!(book.log_w, total);
+        assert!((book.log_z - log_mean(&total)).abs() < 1e-12);
+        // Resampling after the first reweighting: log Ẑ is the product of the epochs' means,
+        // the second epoch starting from equal weights over the copied particles.
+        let mut book = WeightBook::new(g0.clone());
+        book.reweight(&g1);
+        let first: Vec<f64> = (0..4).map(|i| g0[i] + g1[i]).collect();
+        let idx = book.resample(0.37);
+        assert!(book.log_w.iter().all(|w| *w == 0.0));
+        let g2_copied: Vec<f64> = idx.iter().map(|&i| g2[i]).collect();
+        book.reweight(&g2_copied);
+        let want = log_mean(&first) + log_mean(&g2_copied);
+        assert!(
+            (book.log_z - want).abs() < 1e-12,
+            "{} vs {want}",
+            book.log_z
+        );
     }
 
     #[test]

@@ -17,12 +17,12 @@
 //! are denoised by the Tweedie mean as ancestral sampling does. The returned samples are
 //! resampled once more (unweighted); the final weights, log Ẑ and the ancestry are reported.
 
-use crate::ancestral::{reverse_mean, reverse_variance};
+use crate::ancestral::{Variance, reverse_mean, reverse_variance};
 use crate::annealed::{AnnealedOptions, apply_kernel, tune_step};
 use crate::config::SamplerKind;
 use crate::mcmc::row_dot;
 use crate::progress::Progress;
-use crate::resample::{ess, log_sum_exp, systematic};
+use crate::resample::WeightBook;
 use crate::sample::SampleError;
 use crate::target::{Evaluation, ScoreTerm, Target};
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -104,8 +104,12 @@ pub struct SmcDiagnostics {
     pub levels: Vec<SmcLevel>,
     /// Estimate of log ∫ π̃_final (the final target's normalizer relative to p_init's).
     pub log_z: f64,
-    /// Estimate of log ∫ π̃_{T−1} from the initial weights.
+    /// Estimate of log ∫ π̃_top from the initial weights.
     pub log_z_start: f64,
+    /// The level the particles start at ([`start_level`]).
+    pub start_level: usize,
+    /// c of the initial law N(0, I/c).
+    pub init_precision: f64,
     /// Normalized final log-weights, before the final resampling.
     pub final_log_weights: Vec<f64>,
     /// ESS / N of the final weights.
@@ -116,6 +120,8 @@ pub struct SmcDiagnostics {
     pub data_level: bool,
     /// "exact" or "fkc-start"/"fkc-average": the weights actually used.
     pub weights: String,
+    /// Variance of the ancestral proposal (FKC always uses fixed-large, the reverse-SDE step).
+    pub proposal_variance: Variance,
     /// Whether some increments were clamped (the estimate is then biased).
     pub clamped: bool,
 }
@@ -189,14 +195,14 @@ struct Particles {
     eval: Evaluation,
     /// Score terms at (x, level) (FKC weights only).
     terms: Option<Vec<ScoreTerm>>,
-    log_w: Vec<f64>,
+    book: WeightBook,
     /// Initial particle each particle descends from.
     lineage: Vec<usize>,
 }
 
 impl Particles {
     fn resample(&mut self, u: f64, device: &Device) {
-        let idx = systematic(&self.log_w, u);
+        let idx = self.book.resample(u);
         let n = idx.len();
         let t = Tensor::<1, Int>::from_data(
             TensorData::new(idx.iter().map(|&i| i as i64).collect::<Vec<_>>(), [n]),
@@ -214,7 +220,6 @@ impl Particles {
                 .collect()
         });
         self.lineage = idx.iter().map(|&i| self.lineage[i]).collect();
-        self.log_w = vec![0.0; n];
     }
 
     fn distinct_ancestors(&self) -> usize {
@@ -223,6 +228,22 @@ impl Particles {
         l.dedup();
         l.len()
     }
+}
+
+/// Largest β of the first move. Above it the forward kernel, which is the backward kernel of the
+/// exact weights, maps a composition's ≈ N(0, I/c) marginal to a visibly different one (the
+/// first move of a product of two models from β = 0.75 left 1.5 % ESS), and the weights turn
+/// heavy-tailed; cosine schedules reach β = 0.999 at the top.
+pub const MAX_START_BETA: f64 = 0.2;
+
+/// The level SMC starts at: the highest one whose β (and every β below it) is at most
+/// [`MAX_START_BETA`]. The levels above carry almost no signal (ᾱ < 0.02 for the cosine T = 100
+/// schedule), so the target there is ≈ N(0, I/c), the initial law.
+pub fn start_level(schedule: &NoiseSchedule) -> usize {
+    let t = schedule.len();
+    (0..t)
+        .find(|&k| schedule.beta(k) > MAX_START_BETA)
+        .map_or(t - 1, |k| k.saturating_sub(1))
 }
 
 /// Checks that `opts` can sample `target`; returns whether FKC weights are used.
@@ -315,6 +336,12 @@ pub fn sample_smc(
     mut callback: impl FnMut(&Progress),
 ) -> Result<SmcRun, SampleError> {
     let fkc = check(target, n, opts)?;
+    // FKC weights are derived for the reverse SDE, whose Euler step has variance β_k (fixed
+    // large); exact weights hold for any proposal variance.
+    let proposal_variance = match fkc {
+        Some(_) => Variance::FixedLarge,
+        None => opts.kernel.variance,
+    };
     let t_total = schedule.len();
     let dim = target.data_dim();
     let seed = opts.kernel.seed;
@@ -323,7 +350,11 @@ pub fn sample_smc(
     let mut mcmc_rng = stream(seed, "mcmc");
     let mut resample_rng = stream(seed, "smc-resample");
     let mut nfe = 0usize;
-    let top = t_total - 1;
+    let top = start_level(schedule);
+    let precision = match target.noise_precision() {
+        c if c > 0.0 && c.is_finite() => c,
+        _ => 1.0,
+    };
     let evaluate = |x: Tensor<2>, level: usize| -> (Evaluation, Option<Vec<ScoreTerm>>) {
         match fkc {
             Some(_) => {
@@ -337,15 +368,16 @@ pub fn sample_smc(
     };
     let log_density = |e: &Evaluation| to_f64(e.log_density.clone().expect("energy target"));
 
-    // Start: x ~ N(0, I), log w = ℓ_{T−1}(x) − log N(x; 0, I) (FKC: p_init ≈ π_{T−1}, w = 1).
-    let x = randn(&mut init_rng, [n, dim], device);
+    // Start: x ~ p_init = N(0, I/c), log w = ℓ_top(x) − log p_init(x) (FKC: p_init ≈ π_top,
+    // w = 1).
+    let x = randn(&mut init_rng, [n, dim], device).div_scalar(precision.sqrt());
     let (eval, terms) = evaluate(x.clone(), top);
     nfe += 1;
     let log_w = match fkc {
         Some(_) => vec![0.0; n],
         None => {
             let zero = Tensor::<2>::zeros([n, dim], device);
-            let log_p0 = log_normal(x.clone(), zero, 1.0);
+            let log_p0 = log_normal(x.clone(), zero, 1.0 / precision);
             log_density(&eval)
                 .iter()
                 .zip(log_p0)
@@ -357,18 +389,17 @@ pub fn sample_smc(
         x,
         eval,
         terms,
-        log_w,
+        book: WeightBook::new(log_w),
         lineage: (0..n).collect(),
     };
-    let mut log_z = log_sum_exp(&p.log_w) - (n as f64).ln();
-    let log_z_start = log_z;
+    let log_z_start = p.book.log_z;
     let mut levels = Vec::new();
     let mut kernel_levels = Vec::new();
     let mut clamped_any = false;
     let mut tuned: [Option<f64>; 2] = [None, None];
 
     // Reweights by `log_g`, updates log Ẑ, resamples when the ESS is low; returns the record.
-    let mut reweight = |p: &mut Particles, mut log_g: Vec<f64>, level: i64, log_z: &mut f64| {
+    let mut reweight = |p: &mut Particles, mut log_g: Vec<f64>, level: i64| {
         let mut clamped = 0;
         if let Some(c) = opts.clamp_log_weight_increment {
             for g in &mut log_g {
@@ -378,20 +409,8 @@ pub fn sample_smc(
                 }
             }
         }
-        let lse = log_sum_exp(&p.log_w);
-        let prev: Vec<f64> = p.log_w.iter().map(|w| w - lse).collect();
-        let inc = log_sum_exp(
-            &prev
-                .iter()
-                .zip(&log_g)
-                .map(|(w, g)| w + g)
-                .collect::<Vec<_>>(),
-        );
-        *log_z += inc;
-        for (w, g) in p.log_w.iter_mut().zip(&log_g) {
-            *w += g;
-        }
-        let e = ess(&p.log_w) / n as f64;
+        let inc = p.book.reweight(&log_g);
+        let e = p.book.ess_fraction();
         let resampled = e < opts.ess_threshold;
         if resampled {
             p.resample(resample_rng.random::<f64>(), device);
@@ -404,7 +423,7 @@ pub fn sample_smc(
             acceptance: None,
             nfe: 0,
             log_z_increment: inc,
-            log_z: *log_z,
+            log_z: p.book.log_z,
             clamped,
         }
     };
@@ -417,7 +436,7 @@ pub fn sample_smc(
         let log_g: Vec<f64> = if opts.proposal == SamplerKind::Ancestral {
             let eps = p.eval.score.clone().mul_scalar(-schedule.sigma(from));
             let mean = reverse_mean(p.x.clone(), eps, from, schedule, opts.clip_x0);
-            let var = reverse_variance(from, schedule, opts.kernel.variance);
+            let var = reverse_variance(from, schedule, proposal_variance);
             let noise = randn(&mut move_rng, [n, dim], device).mul_scalar(var.sqrt());
             let x_new = mean.clone() + noise;
             let (eval_new, terms_new) = evaluate(x_new.clone(), k);
@@ -483,7 +502,7 @@ pub fn sample_smc(
             step_used = Some(step);
             g
         };
-        let mut record = reweight(&mut p, log_g, k as i64, &mut log_z);
+        let mut record = reweight(&mut p, log_g, k as i64);
         clamped_any |= record.clamped > 0;
         if let Some(r) = &opts.rejuvenate {
             let mut kernel = opts.kernel.clone();
@@ -523,7 +542,7 @@ pub fn sample_smc(
         callback(&Progress {
             acceptance,
             ess: Some(record.ess),
-            ..Progress::plain(k, top - k, top, nfe)
+            ..Progress::plain(k, t_total - 1 - k, t_total - 1, nfe)
         });
         levels.push(record);
     }
@@ -549,16 +568,16 @@ pub fn sample_smc(
             .collect();
         p.x = x_new;
         // The data level has no score; keep the level-0 evaluation for bookkeeping only.
-        let mut record = reweight(&mut p, g, -1, &mut log_z);
+        let mut record = reweight(&mut p, g, -1);
         record.nfe = nfe;
         clamped_any |= record.clamped > 0;
         levels.push(record);
     } else {
         p.x = mean;
     }
-    let total = log_sum_exp(&p.log_w);
-    let final_log_weights: Vec<f64> = p.log_w.iter().map(|w| w - total).collect();
-    let final_ess = ess(&p.log_w) / n as f64;
+    let final_log_weights = p.book.normalized_log();
+    let final_ess = p.book.ess_fraction();
+    let log_z = p.book.log_z;
     p.resample(resample_rng.random::<f64>(), device);
     Ok(SmcRun {
         samples: p.x,
@@ -566,6 +585,8 @@ pub fn sample_smc(
             levels,
             log_z,
             log_z_start,
+            start_level: top,
+            init_precision: precision,
             final_log_weights,
             final_ess,
             ancestors: p.lineage,
@@ -576,6 +597,7 @@ pub fn sample_smc(
                 Some(true) => "fkc-average".into(),
             },
             clamped: clamped_any,
+            proposal_variance,
         },
         kernel_levels,
         nfe,
@@ -596,6 +618,18 @@ fn run_kernel(
     rng: &mut rand::rngs::StdRng,
 ) -> (Tensor<2>, Evaluation, Option<f64>, f64, usize) {
     let [n, dim] = x.dims();
+    // Exact π_k-invariance, which the weights rely on: with partial momentum refresh, HMC must
+    // negate the momentum on rejection (Horowitz's generalized HMC); without, it is biased.
+    let flipped;
+    let kernel = if kernel.kernel == SamplerKind::Hmc && !kernel.flip_on_reject {
+        flipped = AnnealedOptions {
+            flip_on_reject: true,
+            ..kernel.clone()
+        };
+        &flipped
+    } else {
+        kernel
+    };
     let mass = kernel.mass.at(schedule, level);
     let mut v = randn(rng, [n, dim], &x.device()).mul_scalar(mass);
     let mut step = kernel.step_size.at(schedule, level);

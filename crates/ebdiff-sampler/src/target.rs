@@ -52,6 +52,12 @@ pub trait Target {
         };
         Some((e, vec![term]))
     }
+    /// c such that the target at the noisiest levels is ≈ N(0, I/c): 1 for a diffusion model,
+    /// Σ wᵢ cᵢ for a product (a classifier term, flat at high noise, counts 0). SMC starts its
+    /// particles from N(0, I/c).
+    fn noise_precision(&self) -> f64 {
+        1.0
+    }
     /// Whether `evaluate`'s log-densities are normalized at every level (oracles): a mixture
     /// then needs no normalizer estimate for this component.
     fn is_normalized(&self) -> bool {
@@ -185,6 +191,9 @@ impl Target for ClassifierTarget<'_> {
             classifier: true,
         };
         Some((e, vec![term]))
+    }
+    fn noise_precision(&self) -> f64 {
+        0.0
     }
     fn has_energy(&self) -> bool {
         true
