@@ -7,6 +7,7 @@ pub mod annealed;
 pub mod composition;
 pub mod config;
 pub mod mcmc;
+pub mod oracle;
 pub mod step_size;
 pub mod target;
 
@@ -19,5 +20,6 @@ pub use annealed::{
 };
 pub use composition::{Composition, CompositionError};
 pub use config::{CompositionSpec, SamplerConfig, SamplerKind, SamplingConfig};
+pub use oracle::{ExactModel, OracleError, OracleTarget};
 pub use step_size::LevelSchedule;
 pub use target::{ClassifierTarget, Evaluation, ModelTarget, Target, TargetAsEps};
