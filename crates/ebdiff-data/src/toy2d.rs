@@ -5,8 +5,9 @@
 //! log-likelihood scores of slightly misplaced samples infinite and negations undefined, so the
 //! *log-density* of a `rect` is smoothed with a small uniform background on
 //! [−1.1, 1.1]² (Sjöberg et al., `r_3_comp_2d/metrics.py`). Training data ([`Toy2d::sample`])
-//! stays the plain rectangle; [`Toy2d::sample_smoothed`] draws from the smoothed law when exact
-//! samples of the scored density are needed.
+//! stays the plain rectangle unless the config sets `sample_background = true`, which trains on
+//! the smoothed law (the one that exact targets score against); [`Toy2d::sample_smoothed`] always
+//! draws from the smoothed law.
 
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
@@ -36,13 +37,18 @@ pub enum Toy2dConfig {
         std: f64,
     },
     /// Uniform on the rectangle `x = [x0, x1]` × `y = [y0, y1]` (training samples). Its
-    /// log-density (for scoring and compositions only) is that of
+    /// log-density (for scoring and compositions) is that of
     /// (1 − background)·U(rect) + background·U([−1.1, 1.1]²).
     Rect {
         x: [f64; 2],
         y: [f64; 2],
         #[serde(default = "default_background")]
         background: f64,
+        /// Draw training samples ([`Toy2d::sample`]) from the background-smoothed law instead
+        /// of the plain rectangle. Off by default and then not serialized, so configs written
+        /// before this key existed keep their exact text.
+        #[serde(default, skip_serializing_if = "is_false")]
+        sample_background: bool,
     },
 }
 
@@ -57,6 +63,9 @@ fn default_std() -> f64 {
 }
 fn default_background() -> f64 {
     0.01
+}
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn check_interval(key: &str, v: [f64; 2]) -> Result<(), (String, String)> {
@@ -110,13 +119,26 @@ impl Toy2dConfig {
                 }
                 check_std(*std)
             }
-            Toy2dConfig::Rect { x, y, background } => {
+            Toy2dConfig::Rect {
+                x,
+                y,
+                background,
+                sample_background,
+            } => {
                 check_interval("x", *x)?;
                 check_interval("y", *y)?;
                 if !(0.0..1.0).contains(background) {
                     return Err((
                         "background".into(),
                         format!("must be in [0, 1), got {background}"),
+                    ));
+                }
+                if *sample_background && *background == 0.0 {
+                    return Err((
+                        "sample_background".into(),
+                        "has no effect with background = 0 (the smoothed law is then the plain \
+                         rectangle): set background > 0 or remove sample_background"
+                            .into(),
                     ));
                 }
                 Ok(())
@@ -141,7 +163,17 @@ impl Toy2dConfig {
                 means: centers.clone(),
                 std: *std,
             },
-            &Toy2dConfig::Rect { x, y, background } => Law::Rect { x, y, background },
+            &Toy2dConfig::Rect {
+                x,
+                y,
+                background,
+                sample_background,
+            } => Law::Rect {
+                x,
+                y,
+                background,
+                sample_background,
+            },
         };
         Toy2d {
             config: self.clone(),
@@ -178,6 +210,7 @@ enum Law {
         x: [f64; 2],
         y: [f64; 2],
         background: f64,
+        sample_background: bool,
     },
 }
 
@@ -201,7 +234,13 @@ impl Toy2d {
 
     /// Uniform on `x × y`, log-density smoothed with weight `background` (see [`Toy2dConfig::Rect`]).
     pub fn rect(x: [f64; 2], y: [f64; 2], background: f64) -> Self {
-        Toy2dConfig::Rect { x, y, background }.build()
+        Toy2dConfig::Rect {
+            x,
+            y,
+            background,
+            sample_background: false,
+        }
+        .build()
     }
 
     /// The paper's vertical `bar(scale)`: x ∈ [−scale, scale], y ∈ [−1, 1], background 0.01.
@@ -245,7 +284,8 @@ impl Toy2d {
     }
 
     /// n exact training samples, row-major `[n, 2]`. For a `rect` these are uniform on the plain
-    /// rectangle (no background), so they follow [`Self::log_density`] only up to the smoothing.
+    /// rectangle (no background), so they follow [`Self::log_density`] only up to the smoothing,
+    /// unless its config sets `sample_background`: then they are [`Self::sample_smoothed`].
     pub fn sample(&self, n: usize, rng: &mut impl Rng) -> Vec<f32> {
         match &self.law {
             Law::Gaussians { means, std } => {
@@ -258,6 +298,10 @@ impl Toy2d {
                 }
                 out
             }
+            Law::Rect {
+                sample_background: true,
+                ..
+            } => self.sample_smoothed(n, rng),
             &Law::Rect { x, y, .. } => (0..n)
                 .flat_map(|_| {
                     let p = uniform_in(x, y, rng);
@@ -286,7 +330,9 @@ impl Toy2d {
                 let m = means[rng.random_range(0..means.len())];
                 [m[0] + normal.sample(rng), m[1] + normal.sample(rng)]
             }
-            &Law::Rect { x, y, background } => {
+            &Law::Rect {
+                x, y, background, ..
+            } => {
                 if rng.random::<f64>() < background {
                     let b = [-BACKGROUND_HALF_WIDTH, BACKGROUND_HALF_WIDTH];
                     uniform_in(b, b, rng)
@@ -316,7 +362,9 @@ impl Toy2d {
                         .sum::<f64>()
                         .ln()
             }
-            &Law::Rect { x, y, background } => {
+            &Law::Rect {
+                x, y, background, ..
+            } => {
                 let inside = |x: [f64; 2], y: [f64; 2]| {
                     (x[0]..=x[1]).contains(&p[0]) && (y[0]..=y[1]).contains(&p[1])
                 };
@@ -349,7 +397,9 @@ impl Toy2d {
                     |d: usize| means.iter().map(|m| m[d]).fold(f64::NEG_INFINITY, f64::max) + r;
                 [[lo(0), hi(0)], [lo(1), hi(1)]]
             }
-            &Law::Rect { x, y, background } => {
+            &Law::Rect {
+                x, y, background, ..
+            } => {
                 if background > 0.0 {
                     let b = BACKGROUND_HALF_WIDTH;
                     [[x[0].min(-b), x[1].max(b)], [y[0].min(-b), y[1].max(b)]]
@@ -365,7 +415,9 @@ impl Toy2d {
     pub(crate) fn edges(&self) -> [Vec<f64>; 2] {
         match &self.law {
             Law::Gaussians { .. } => [vec![], vec![]],
-            &Law::Rect { x, y, background } => {
+            &Law::Rect {
+                x, y, background, ..
+            } => {
                 let mut e = [x.to_vec(), y.to_vec()];
                 if background > 0.0 {
                     for axis in &mut e {
@@ -482,6 +534,84 @@ mod tests {
     }
 
     #[test]
+    fn sample_background_trains_on_the_smoothed_law() {
+        // The rectangle sticks out of the background square: |rect ∩ bg| = 1.5 · 0.9.
+        let (x, y, b) = ([-1.3, 0.4], [0.2, 1.5], 0.2);
+        let cfg = Toy2dConfig::Rect {
+            x,
+            y,
+            background: b,
+            sample_background: true,
+        };
+        assert_eq!(cfg.validate(), Ok(()));
+        let toy = cfg.build();
+        let n = 200_000;
+        let s = toy.sample(n, &mut StdRng::seed_from_u64(21));
+        let outside = |p: &[f32]| {
+            let (px, py) = (p[0] as f64, p[1] as f64);
+            !(x[0] <= px && px <= x[1] && y[0] <= py && py <= y[1])
+        };
+        let out = s.chunks_exact(2).filter(|p| outside(p)).count() as f64 / n as f64;
+        let expected = b * (1.0 - 1.5 * 0.9 / 4.84);
+        let sd = (expected * (1.0 - expected) / n as f64).sqrt();
+        assert!(
+            (out - expected).abs() < 4.0 * sd,
+            "{out} vs {expected} ± {sd}"
+        );
+        // Every sample lies in the rectangle or the background square.
+        let h = BACKGROUND_HALF_WIDTH as f32;
+        assert!(
+            s.chunks_exact(2)
+                .all(|p| !outside(p) || (p[0].abs() <= h && p[1].abs() <= h))
+        );
+        // Without the flag: the plain rectangle, and the very same draws as before the flag existed.
+        let plain = Toy2d::rect(x, y, b);
+        let s = plain.sample(n, &mut StdRng::seed_from_u64(21));
+        assert_eq!(s.chunks_exact(2).filter(|p| outside(p)).count(), 0);
+        let mut rng = StdRng::seed_from_u64(4);
+        let by_hand: Vec<f32> = (0..10)
+            .flat_map(|_| {
+                let p = uniform_in(x, y, &mut rng);
+                [p[0] as f32, p[1] as f32]
+            })
+            .collect();
+        assert_eq!(plain.sample(10, &mut StdRng::seed_from_u64(4)), by_hand);
+    }
+
+    #[derive(Debug, Serialize)]
+    struct SectionOut<'a> {
+        data: &'a Toy2dConfig,
+    }
+
+    #[test]
+    fn sample_background_is_not_serialized_when_off_so_config_text_is_unchanged() {
+        // The [data] table of configs/toy2d-bar.toml with its defaults filled in, as run
+        // directories store it (written before `sample_background` existed).
+        let before =
+            "[data]\nkind = \"rect\"\nx = [-0.2, 0.2]\ny = [-1.0, 1.0]\nbackground = 0.01\n";
+        let cfg = parse(before).unwrap();
+        let text = toml::to_string(&SectionOut { data: &cfg }).unwrap();
+        assert_eq!(text, before);
+        let on = Toy2dConfig::Rect {
+            x: [-0.2, 0.2],
+            y: [-1.0, 1.0],
+            background: 0.01,
+            sample_background: true,
+        };
+        let text = toml::to_string(&SectionOut { data: &on }).unwrap();
+        assert!(text.ends_with("sample_background = true\n"), "{text}");
+        assert_eq!(parse(&text).unwrap(), on);
+
+        let bad = parse("[data]\nkind = \"rect\"\nx = [0, 1]\ny = [0, 1]\nbackground = 0\nsample_background = true\n")
+            .unwrap();
+        let (key, msg) = bad.validate().unwrap_err();
+        assert_eq!(key, "sample_background");
+        assert!(msg.contains("background > 0"), "{msg}");
+        let err = parse("[data]\nkind = \"ring\"\nsample_background = true\n").unwrap_err();
+        assert!(err.contains("sample_background"), "{err}");
+    }
+
+    #[test]
     fn samples_have_the_mixture_moments_and_entropy() {
         let toy = Toy2d::ring(8, 0.5, 0.075);
         let mut rng = StdRng::seed_from_u64(7);
@@ -554,6 +684,7 @@ mod tests {
             x: [0.0, 1.0],
             y: [0.0, 1.0],
             background: 1.0,
+            sample_background: false,
         };
         assert_eq!(bad.validate().unwrap_err().0, "background");
         let bad = Toy2dConfig::Blobs {

@@ -12,6 +12,7 @@ pub mod composition;
 pub mod config;
 pub mod mcmc;
 pub mod normalizers;
+pub mod oracle;
 pub mod progress;
 pub mod resample;
 pub mod sample;
@@ -28,6 +29,7 @@ pub use annealed::{
 pub use components::{Component, Components};
 pub use composition::{Composition, CompositionError};
 pub use config::{CompositionSpec, SamplerConfig, SamplerKind, SamplingConfig};
+pub use oracle::{ExactModel, OracleError, OracleTarget};
 pub use progress::Progress;
 pub use sample::{SampleError, SampleResult, sample};
 pub use smc::{SmcDiagnostics, SmcOptions, SmcRun, SmcWeights, sample_smc};
