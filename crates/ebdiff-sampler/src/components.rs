@@ -6,6 +6,7 @@
 use crate::composition::Composition;
 use crate::config::{CompositionSpec, DEFAULT_MODEL};
 use crate::normalizers::{DEFAULT_PARTICLES, Normalizers, estimate_log_normalizers};
+use crate::oracle::OracleTarget;
 use crate::target::{ClassifierTarget, Labels, ModelTarget, Target};
 use burn::tensor::Device;
 use ebdiff_core::NoiseSchedule;
@@ -23,13 +24,16 @@ pub enum Component {
         num_classes: Option<usize>,
         run_dir: Option<PathBuf>,
     },
+    /// The exact diffused law of a 2-D toy (an oracle: normalized, with its data law).
+    Exact(OracleTarget),
 }
 
 impl Component {
-    /// Whether the component gives log-densities (energy models).
+    /// Whether the component gives log-densities (energy models, oracles).
     pub fn has_energy(&self) -> bool {
         match self {
             Component::Trained { model, .. } => model.is_energy(),
+            Component::Exact(_) => true,
         }
     }
 }
@@ -73,11 +77,19 @@ impl Components {
                         self.models.keys().collect::<Vec<_>>()
                     )
                 })?;
-                let Component::Trained {
-                    model: m,
-                    num_classes,
-                    ..
-                } = m;
+                let (m, num_classes) = match m {
+                    Component::Trained {
+                        model, num_classes, ..
+                    } => (model, num_classes),
+                    Component::Exact(oracle) => {
+                        if let Some(y) = label {
+                            return Err(format!(
+                                "model `{name}` is an exact 2-D toy without classes: remove `label = {y}`"
+                            ));
+                        }
+                        return Ok(Composition::leaf(oracle));
+                    }
+                };
                 if let Some(y) = label {
                     match num_classes {
                         None => {
@@ -309,7 +321,9 @@ terms = [{ op = "model", model = "m", label = 1 }, { op = "classifier", label = 
         );
         let level = 7;
         let got = target.evaluate(x.clone(), level);
-        let Component::Trained { model, .. } = &components.models["m"];
+        let Component::Trained { model, .. } = &components.models["m"] else {
+            unreachable!("built above")
+        };
         let model = ModelTarget {
             model,
             schedule: &schedule,

@@ -508,6 +508,22 @@ impl CompositionSpec {
     }
 }
 
+/// Where a named model comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ModelSource {
+    /// A run directory written by `cargo xtask train` (config.toml + ema.bpk).
+    Run(String),
+    /// The exact diffused law of a 2-D toy under a noise schedule.
+    Exact(crate::oracle::ExactModel),
+}
+
+impl From<&str> for ModelSource {
+    fn from(dir: &str) -> Self {
+        ModelSource::Run(dir.to_string())
+    }
+}
+
 /// A whole sampling file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -517,9 +533,10 @@ pub struct SamplingConfig {
     #[serde(default)]
     pub seed: u64,
     pub sampler: SamplerConfig,
-    /// Model name → run directory.
+    /// Model name → run directory, or `{ exact = { kind = "ring", … }, diffusion = … }` for the
+    /// exact diffused law of a 2-D toy (an oracle component).
     #[serde(default)]
-    pub models: BTreeMap<String, String>,
+    pub models: BTreeMap<String, ModelSource>,
     /// Classifier name → `cargo xtask train-classifier` output directory.
     #[serde(default)]
     pub classifiers: BTreeMap<String, String>,

@@ -28,7 +28,7 @@ pub use annealed::{
 };
 pub use components::{Component, Components};
 pub use composition::{Composition, CompositionError};
-pub use config::{CompositionSpec, SamplerConfig, SamplerKind, SamplingConfig};
+pub use config::{CompositionSpec, ModelSource, SamplerConfig, SamplerKind, SamplingConfig};
 pub use oracle::{ExactModel, OracleError, OracleTarget};
 pub use progress::Progress;
 pub use sample::{SampleError, SampleResult, sample};

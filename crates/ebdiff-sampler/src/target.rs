@@ -75,6 +75,40 @@ pub trait Target {
     }
 }
 
+/// A borrowed target is a target (so compositions can use components they do not own).
+impl<T: Target + ?Sized> Target for &T {
+    fn data_dim(&self) -> usize {
+        (**self).data_dim()
+    }
+    fn fixed_batch(&self) -> Option<usize> {
+        (**self).fixed_batch()
+    }
+    fn has_energy(&self) -> bool {
+        (**self).has_energy()
+    }
+    fn evaluate(&self, x: Tensor<2>, level: usize) -> Evaluation {
+        (**self).evaluate(x, level)
+    }
+    fn score(&self, x: Tensor<2>, level: usize) -> Tensor<2> {
+        (**self).score(x, level)
+    }
+    fn evaluate_terms(&self, x: Tensor<2>, level: usize) -> Option<(Evaluation, Vec<ScoreTerm>)> {
+        (**self).evaluate_terms(x, level)
+    }
+    fn noise_precision(&self) -> f64 {
+        (**self).noise_precision()
+    }
+    fn is_normalized(&self) -> bool {
+        (**self).is_normalized()
+    }
+    fn data_log_density(&self, x: Tensor<2>) -> Option<Tensor<1>> {
+        (**self).data_log_density(x)
+    }
+    fn term_score_norms(&self, x: Tensor<2>, level: usize) -> Vec<f64> {
+        (**self).term_score_norms(x, level)
+    }
+}
+
 /// Mean over rows of ‖row‖₂.
 pub fn mean_row_norm(t: Tensor<2>) -> f64 {
     t.square().sum_dim(1).sqrt().mean().into_scalar::<f64>()

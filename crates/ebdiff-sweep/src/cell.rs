@@ -119,10 +119,11 @@ pub fn requested_cells(spec: &CompositionSpec) -> Vec<usize> {
 fn shapes_config_of(cfg: &SamplingConfig, spec: &CompositionSpec) -> Result<ShapesConfig> {
     let mut found: Option<(ShapesConfig, String)> = None;
     for name in spec.model_names() {
-        let dir = cfg
-            .models
-            .get(&name)
-            .with_context(|| format!("model `{name}` has no run directory in [models]"))?;
+        let Some(ebdiff_sampler::ModelSource::Run(dir)) = cfg.models.get(&name) else {
+            bail!(
+                "composition-accuracy needs trained shapes models; model `{name}` has no run directory in [models]"
+            );
+        };
         let run = ExperimentConfig::load(&Path::new(dir).join("config.toml"))?;
         let DataConfig::Image(ImageDataConfig::Shapes { shapes, .. }) = run.data else {
             bail!(
@@ -236,7 +237,7 @@ pub fn run_cell(
     } = sample_to_dir(cfg, &loaded, &target, device, dir, |p| {
         on_level(p.levels_done, p.levels_total)
     })?;
-    let (nfe, levels) = (run.nfe, run.levels);
+    let (nfe, levels, smc) = (run.nfe, run.levels, run.smc);
     let exact = match &cell.eval.target {
         Some(name) => {
             if dim != 2 {
@@ -290,6 +291,15 @@ pub fn run_cell(
             }
             Metric::Nfe => {
                 m.insert("nfe".into(), nfe as f64);
+            }
+            Metric::Ess => {
+                if let Some(d) = &smc {
+                    let min = d.levels.iter().map(|l| l.ess).fold(d.final_ess, f64::min);
+                    let resamplings = d.levels.iter().filter(|l| l.resampled).count();
+                    m.insert("ess_min".into(), min);
+                    m.insert("ess_final".into(), d.final_ess);
+                    m.insert("resamplings".into(), resamplings as f64);
+                }
             }
             Metric::WallTime => {
                 m.insert("seconds".into(), seconds);

@@ -33,6 +33,9 @@ pub enum Metric {
     Fid,
     /// KID (mean and std over subsets) against `eval.reference`, which must hold features.
     Kid,
+    /// SMC: the smallest ESS/N over levels, the final ESS/N and the number of resamplings
+    /// (nothing for other samplers).
+    Ess,
 }
 
 impl Metric {
@@ -47,6 +50,7 @@ impl Metric {
             Metric::CompositionAccuracy => "composition-accuracy",
             Metric::Fid => "fid",
             Metric::Kid => "kid",
+            Metric::Ess => "ess",
         }
     }
 

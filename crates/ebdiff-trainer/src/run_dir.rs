@@ -13,7 +13,7 @@ use burn::tensor::Device;
 use ebdiff_core::NoiseSchedule;
 use ebdiff_model::{DiffusionModel, NoisyClassifier};
 use ebdiff_sampler::config::DEFAULT_MODEL;
-use ebdiff_sampler::{Component, Components, SamplingConfig};
+use ebdiff_sampler::{Component, Components, ModelSource, SamplingConfig};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -147,42 +147,51 @@ pub fn load_components(
     device: &Device,
 ) -> Result<Components, RunError> {
     let spec = cfg.composition_spec();
-    let mut dirs: BTreeMap<String, PathBuf> = cfg
-        .models
-        .iter()
-        .map(|(k, v)| (k.clone(), PathBuf::from(v)))
-        .collect();
+    let mut sources: BTreeMap<String, ModelSource> = cfg.models.clone();
     if let Some(c) = default_model {
-        dirs.insert(DEFAULT_MODEL.into(), c.to_path_buf());
+        sources.insert(
+            DEFAULT_MODEL.into(),
+            ModelSource::Run(c.display().to_string()),
+        );
     }
     let mut models = BTreeMap::new();
     let mut first: Option<(NoiseSchedule, String)> = None;
     let mut data_shape = Vec::new();
     for name in spec.model_names() {
-        let dir = dirs.get(&name).ok_or_else(|| {
+        let source = sources.get(&name).ok_or_else(|| {
             RunError::Sampling(format!(
                 "the composition uses model `{name}` but no run directory is given for it (add it to [models] or pass --checkpoint)"
             ))
         })?;
-        let run = RunDir::open(dir)?.load(device)?;
+        let (component, schedule, shape) = match source {
+            ModelSource::Run(dir) => {
+                let run = RunDir::open(dir)?.load(device)?;
+                let component = Component::Trained {
+                    model: run.model,
+                    num_classes: run.config.model.num_classes,
+                    run_dir: Some(PathBuf::from(dir)),
+                };
+                (component, run.schedule, run.config.model.data_shape.clone())
+            }
+            ModelSource::Exact(exact) => {
+                let oracle = exact.build().map_err(|e| {
+                    RunError::Sampling(format!("at `models.{name}.{}`: {}", e.key, e.message))
+                })?;
+                let schedule = oracle.schedule().clone();
+                (Component::Exact(oracle), schedule, vec![2])
+            }
+        };
         match &first {
-            Some((s0, other)) if s0 != &run.schedule => {
+            Some((s0, other)) if s0 != &schedule => {
                 return Err(RunError::Sampling(format!(
                     "models `{other}` and `{name}` use different noise schedules; compose models trained with the same [diffusion]"
                 )));
             }
             Some(_) => {}
-            None => first = Some((run.schedule.clone(), name.clone())),
+            None => first = Some((schedule, name.clone())),
         }
-        data_shape = run.config.model.data_shape.clone();
-        models.insert(
-            name,
-            Component::Trained {
-                model: run.model,
-                num_classes: run.config.model.num_classes,
-                run_dir: Some(dir.clone()),
-            },
-        );
+        data_shape = shape;
+        models.insert(name, component);
     }
     let (schedule, _) = first.ok_or_else(|| {
         RunError::Sampling(
