@@ -240,3 +240,23 @@ pub fn hmc_step(
         nfe,
     }
 }
+
+/// One random-walk Metropolis step x' = x + s ξ on a log-density known only by value (the data
+/// law of an oracle, which may be discontinuous): `log_density(x)` must be `lx`. Returns
+/// (x, log-density, per-example acceptance 1/0).
+pub fn rwm_step(
+    log_density: &dyn Fn(Tensor<2>) -> Tensor<1>,
+    x: Tensor<2>,
+    lx: Tensor<1>,
+    step: f64,
+    rng: &mut StdRng,
+) -> (Tensor<2>, Tensor<1>, Tensor<1>) {
+    let prop = x.clone() + randn_like(&x, rng).mul_scalar(step);
+    let lp = log_density(prop.clone());
+    let mask = accept_mask(lp.clone() - lx.clone(), rng);
+    (
+        select2(&mask, prop, x),
+        select1(&mask, lp, lx),
+        mask.float(),
+    )
+}

@@ -230,6 +230,10 @@ impl Particles {
     }
 }
 
+/// Random-walk Metropolis steps at the data level per rejuvenation step (they cost one density
+/// evaluation each, a tenth of an HMC step's gradient evaluations).
+pub const DATA_RWM_STEPS_PER_STEP: usize = 10;
+
 /// Largest β of the first move. Above it the forward kernel, which is the backward kernel of the
 /// exact weights, maps a composition's ≈ N(0, I/c) marginal to a visibly different one (the
 /// first move of a product of two models from β = 0.75 left 1.5 % ESS), and the weights turn
@@ -569,8 +573,33 @@ pub fn sample_smc(
         p.x = x_new;
         // The data level has no score; keep the level-0 evaluation for bookkeeping only.
         let mut record = reweight(&mut p, g, -1);
-        record.nfe = nfe;
         clamped_any |= record.clamped > 0;
+        if let Some(r) = &opts.rejuvenate {
+            // Rejuvenation at the data law: resample, then random-walk Metropolis steps (the
+            // data density may be discontinuous, so no gradients) of size σ₀, which spread the
+            // copies the resampling made. π_data-invariant, so the weights stay untouched.
+            if !record.resampled {
+                p.resample(resample_rng.random::<f64>(), device);
+            }
+            let density = |x: Tensor<2>| target.data_log_density(x).expect("checked");
+            let mut lx = density(p.x.clone());
+            let mut accepted = Vec::new();
+            for _ in 0..DATA_RWM_STEPS_PER_STEP * r.steps {
+                let (x, l, acc) = crate::mcmc::rwm_step(
+                    &density,
+                    p.x.clone(),
+                    lx,
+                    schedule.sigma(0),
+                    &mut mcmc_rng,
+                );
+                p.x = x;
+                lx = l;
+                accepted.push(acc.mean().into_scalar::<f64>());
+            }
+            nfe += accepted.len() + 1;
+            record.acceptance = Some(accepted.iter().sum::<f64>() / accepted.len() as f64);
+        }
+        record.nfe = nfe;
         levels.push(record);
     } else {
         p.x = mean;
