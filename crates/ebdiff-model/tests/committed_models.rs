@@ -157,9 +157,14 @@ fn synthetic_unet_with_attention() {
         .map(&mut Deterministic(stream(8, "params")));
     let x = input("synthetic", 3, 3 * 8 * 8, &d);
     let cond = Conditioning::new(ints(&[1, 5, 9], &d)).with_labels(ints(&[0, 2, 3], &d));
-    let (e, eps) = model.energy_and_eps(x, &cond);
+    let (e, eps) = model.energy_and_eps(x.clone(), &cond);
     assert_close("synthetic energy", &to_vec(e), &SYNTH_ENERGY);
-    assert_close("synthetic eps", &eps_fingerprint(eps), &SYNTH_EPS);
+    assert_close("synthetic eps", &eps_fingerprint(eps.clone()), &SYNTH_EPS);
+    // The same ε̂ by hand from the backbone's bound cache: E = ‖g − x‖², ∇ₓE = J_gᵀr − r.
+    let (g, cache) = model.backbone.forward_cached(x.clone(), &cond);
+    let r = (g - x).mul_scalar(2.0);
+    let by_hand = cache.vjp(r.clone()) - r;
+    assert_eq!(to_vec(by_hand), to_vec(eps));
 }
 
 #[test]
