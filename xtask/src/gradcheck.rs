@@ -1,5 +1,6 @@
 //! `cargo xtask gradcheck`: explicit VJPs vs autodiff, per layer, and ∂(DSM loss)/∂θ vs finite
-//! differences, for any model config. Exits non-zero when a tolerance is exceeded.
+//! differences, for any model config. Exits non-zero when a tolerance is exceeded, or when a layer
+//! with parameters is not reached by the layer visitor (`ebdiff_model::vjp::Visitor`).
 
 use anyhow::{Result, bail};
 use burn::tensor::FloatDType;
@@ -7,7 +8,8 @@ use clap::Args;
 use ebdiff_core::BackendKind;
 use ebdiff_core::rng::stream;
 use ebdiff_model::gradcheck::{
-    CheckResult, check_dsm_param_grads, check_model_layers, perturb_parameters,
+    CheckResult, Reference, check_dsm_param_grads, check_model_layers, perturb_parameters,
+    unreached_layers,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -36,6 +38,9 @@ pub struct GradcheckArgs {
     /// as vacuous).
     #[arg(long)]
     at_init: bool,
+    /// Print every layer check, not only the worst per layer kind.
+    #[arg(long)]
+    all: bool,
 }
 
 /// Tolerances: VJP vs autodiff is the same math in a different order, so only round-off differs.
@@ -75,7 +80,8 @@ pub fn run(args: GradcheckArgs, backend: BackendKind) -> Result<()> {
         "gradcheck: backend {backend}, {}, batch {}, {:?} model, data shape {:?}",
         args.dtype, args.batch, model.parameterization, model_cfg.data_shape
     );
-    let layers = check_model_layers(&model, args.batch, timesteps, &mut rng);
+    let layers = check_model_layers(&model, args.batch, timesteps, Reference::Autodiff, &mut rng);
+    let unreached = unreached_layers(&model, &layers);
     let fd = if model.is_energy() {
         check_dsm_param_grads(
             &model,
@@ -88,27 +94,32 @@ pub fn run(args: GradcheckArgs, backend: BackendKind) -> Result<()> {
     } else {
         Vec::new()
     };
-    print_table(&layers);
-    // Worst error per layer kind (name without indices).
-    let mut worst: BTreeMap<String, f64> = BTreeMap::new();
+    if args.all {
+        print_table(&layers);
+        println!();
+    }
+    // Worst error per layer kind, with the instance where it occurred.
+    let mut worst: BTreeMap<&str, (usize, &CheckResult)> = BTreeMap::new();
     for r in &layers {
-        let kind: String = r
-            .name
-            .split('.')
-            .filter(|s| s.parse::<usize>().is_err())
-            .collect::<Vec<_>>()
-            .join(".");
-        let e = worst.entry(kind).or_insert(0.0);
-        *e = e.max(r.rel_err);
+        let e = worst.entry(r.kind.as_str()).or_insert((0, r));
+        e.0 += 1;
+        if r.rel_err > e.1.rel_err {
+            e.1 = r;
+        }
     }
     println!(
-        "\nworst relative error per layer kind (VJP vs autodiff, tolerance {AUTODIFF_TOL:.0e}):"
+        "worst relative error per layer kind (VJP vs autodiff, {} layer checks, tolerance {AUTODIFF_TOL:.0e}):",
+        layers.len()
     );
-    for (k, v) in &worst {
-        println!("  {k:<28} {v:.2e}");
+    println!(
+        "  {:<20} {:>6} {:>10}  worst at",
+        "kind", "checks", "rel.err"
+    );
+    for (kind, (n, r)) in &worst {
+        println!("  {kind:<20} {n:>6} {:>10.2e}  {}", r.rel_err, r.name);
     }
     let worst_all = layers.iter().map(|r| r.rel_err).fold(0.0, f64::max);
-    println!("  {:<28} {worst_all:.2e}", "ALL");
+    println!("  {:<20} {:>6} {worst_all:>10.2e}", "ALL", layers.len());
     if !fd.is_empty() {
         println!(
             "\n∂(DSM loss)/∂θ vs central finite differences (step {fd_step:.0e}, tolerance {fd_tol:.0e}):"
@@ -124,6 +135,11 @@ pub fn run(args: GradcheckArgs, backend: BackendKind) -> Result<()> {
     if !vacuous.is_empty() {
         bail!(
             "vacuous checks (reference gradient identically zero): {vacuous:?}; drop --at-init to check at a perturbed point"
+        );
+    }
+    if !unreached.is_empty() {
+        bail!(
+            "layers with parameters that no block exposes to the layer visitor (so they were not checked): {unreached:?}"
         );
     }
     if worst_all > AUTODIFF_TOL {
@@ -145,12 +161,12 @@ struct Wrap {
 
 fn print_table(rows: &[CheckResult]) {
     println!(
-        "{:<36} {:<12} {:>10} {:>10}",
+        "{:<44} {:<12} {:>10} {:>10}",
         "check", "reference", "rel.err", "scale"
     );
     for r in rows {
         println!(
-            "{:<36} {:<12} {:>10.2e} {:>10.2e}",
+            "{:<44} {:<12} {:>10.2e} {:>10.2e}",
             r.name, r.reference, r.rel_err, r.scale
         );
     }

@@ -6,9 +6,12 @@
 //! Guidance needs ∇ₓ log p(y | x_t, t) and MH needs log p itself; both come without autodiff:
 //! ∂ log softmax_y / ∂ logits = onehot(y) − softmax, pulled back by the explicit VJPs.
 
-use crate::backbone::unet::{ResBlock, ResBlockCache};
-use crate::layers::{Conv2d, Downsample, DownsampleKind, GroupNorm, Linear, NormCache, TimeMlp};
-use crate::layers::{silu, silu_vjp};
+use crate::backbone::unet::ResBlock;
+use crate::layers::{
+    Conv2d, Downsample, DownsampleKind, GroupNorm, Linear, Silu, TimeContext, TimeMlp, silu,
+};
+use crate::vjp::{Flatten, Layer, Named, Stack, Unflatten, Visitor, Vjp};
+use crate::{Seq, seq};
 use burn::module::Module;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor};
@@ -142,6 +145,36 @@ pub struct ClassifierLevel {
     pub downsample: Option<Downsample>,
 }
 
+type LevelGraph<'a> = Seq![Stack<'a, ResBlock>, Option<Named<&'a Downsample>>];
+
+impl ClassifierLevel {
+    fn graph(&self) -> LevelGraph<'_> {
+        seq![
+            Stack("blocks", &self.blocks),
+            self.downsample.as_ref().map(|d| Named("downsample", d)),
+        ]
+    }
+}
+
+impl Layer<Tensor<4>, TimeContext> for ClassifierLevel {
+    fn forward_visit<V: Visitor>(
+        &self,
+        x: Tensor<4>,
+        ctx: &TimeContext,
+        v: &mut V,
+    ) -> (Tensor<4>, Self::Cache) {
+        self.graph().forward_visit(x, ctx, v)
+    }
+}
+
+impl Vjp<Tensor<4>> for ClassifierLevel {
+    type Output = Tensor<4>;
+    type Cache = <LevelGraph<'static> as Vjp<Tensor<4>>>::Cache;
+    fn vjp(&self, cache: &Self::Cache, g: Tensor<4>) -> Tensor<4> {
+        self.graph().vjp(cache, g)
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct NoisyClassifier {
     pub time_mlp: TimeMlp,
@@ -153,84 +186,36 @@ pub struct NoisyClassifier {
     pub num_classes: usize,
 }
 
-#[derive(Debug, Clone)]
-enum Step {
-    Block(ResBlockCache),
-    Down([usize; 2]),
-}
+type ClassifierGraph<'a> = Seq![
+    Unflatten,
+    Named<&'a Conv2d>,
+    Stack<'a, ClassifierLevel>,
+    Named<&'a GroupNorm>,
+    Named<Silu>,
+    Flatten,
+    Named<&'a Linear>,
+];
 
-/// What [`NoisyClassifier::vjp`] needs from the forward pass.
-#[derive(Debug, Clone)]
-pub struct ClassifierCache {
-    in_hw: [usize; 2],
-    steps: Vec<Step>,
-    out_norm: NormCache<3>,
-    out_act: Tensor<4>,
-    out_dims: [usize; 4],
-}
+/// What the classifier's VJP needs from the forward pass.
+pub type ClassifierCache = <ClassifierGraph<'static> as Vjp<Tensor<2>>>::Cache;
 
 impl NoisyClassifier {
+    /// conv_in → levels → GroupNorm → SiLU → flatten → head, on flat inputs `[B, C·H·W]`.
+    fn graph(&self) -> ClassifierGraph<'_> {
+        seq![
+            Unflatten(self.image_shape),
+            Named("conv_in", &self.conv_in),
+            Stack("levels", &self.levels),
+            Named("norm_out", &self.norm_out),
+            Named("act_out", Silu),
+            Flatten,
+            Named("head", &self.head),
+        ]
+    }
+
     /// Logits `[B, K]` for flat inputs `[B, C·H·W]` at levels `t`.
-    pub fn forward_cached(&self, x: Tensor<2>, t: Tensor<1, Int>) -> (Tensor<2>, ClassifierCache) {
-        let [c, hh, ww] = self.image_shape;
-        let b = x.dims()[0];
-        let temb = silu(self.time_mlp.forward(t));
-        let mut h = self.conv_in.forward(x.reshape([b, c, hh, ww]));
-        let mut steps = Vec::new();
-        for level in &self.levels {
-            for block in &level.blocks {
-                let (next, cache) = block.forward_cached(h, temb.clone(), false);
-                h = next;
-                steps.push(Step::Block(cache));
-            }
-            if let Some(ds) = &level.downsample {
-                let [_, _, h_, w_] = h.dims();
-                h = ds.forward(h);
-                steps.push(Step::Down([h_, w_]));
-            }
-        }
-        let out_dims = h.dims();
-        let (out_act, out_norm) = self.norm_out.forward_cached(h);
-        let flat = silu(out_act.clone()).reshape([b, out_dims[1] * out_dims[2] * out_dims[3]]);
-        let logits = self.head.forward(flat);
-        let cache = ClassifierCache {
-            in_hw: [hh, ww],
-            steps,
-            out_norm,
-            out_act,
-            out_dims,
-        };
-        (logits, cache)
-    }
-
     pub fn logits(&self, x: Tensor<2>, t: Tensor<1, Int>) -> Tensor<2> {
-        self.forward_cached(x, t).0
-    }
-
-    /// gᵀ·∂logits/∂x for `g` of shape `[B, K]`; returns `[B, C·H·W]`.
-    pub fn vjp(&self, cache: &ClassifierCache, g: Tensor<2>) -> Tensor<2> {
-        let [c, hh, ww] = self.image_shape;
-        let b = g.dims()[0];
-        let g = self.head.vjp(g).reshape(cache.out_dims);
-        let mut g = self
-            .norm_out
-            .vjp(&cache.out_norm, silu_vjp(cache.out_act.clone(), g));
-        let mut steps = cache.steps.iter().rev();
-        for level in self.levels.iter().rev() {
-            if let Some(ds) = &level.downsample {
-                let Some(Step::Down(hw)) = steps.next() else {
-                    panic!("classifier cache does not match the network (downsample)");
-                };
-                g = ds.vjp(g, *hw);
-            }
-            for block in level.blocks.iter().rev() {
-                let Some(Step::Block(cache)) = steps.next() else {
-                    panic!("classifier cache does not match the network (block)");
-                };
-                g = block.vjp(cache, g);
-            }
-        }
-        self.conv_in.vjp(g, cache.in_hw).reshape([b, c * hh * ww])
+        self.forward_cached(x, &t).0
     }
 
     /// log p(y | x_t, t) per example, `[B]`. Differentiable in θ (for training).
@@ -249,7 +234,7 @@ impl NoisyClassifier {
         y: Tensor<1, Int>,
     ) -> (Tensor<1>, Tensor<2>) {
         let b = x.dims()[0];
-        let (logits, cache) = self.forward_cached(x, t);
+        let (logits, cache) = self.forward_cached(x, &t);
         let logp = log_softmax(logits, 1);
         let y = y.reshape([b, 1]);
         let value = logp.clone().gather(1, y.clone()).reshape([b]);
@@ -260,5 +245,30 @@ impl NoisyClassifier {
         let onehot = y.repeat_dim(1, k).equal(classes).float();
         let g = onehot - logp.exp();
         (value, self.vjp(&cache, g))
+    }
+}
+
+/// Logits `[B, K]` of flat inputs `[B, C·H·W]`; the context is the levels t.
+impl Layer<Tensor<2>, Tensor<1, Int>> for NoisyClassifier {
+    fn forward_visit<V: Visitor>(
+        &self,
+        x: Tensor<2>,
+        t: &Tensor<1, Int>,
+        v: &mut V,
+    ) -> (Tensor<2>, ClassifierCache) {
+        let ctx = TimeContext {
+            temb: silu(self.time_mlp.forward(t.clone())),
+            train: false,
+        };
+        self.graph().forward_visit(x, &ctx, v)
+    }
+}
+
+impl Vjp<Tensor<2>> for NoisyClassifier {
+    type Output = Tensor<2>;
+    type Cache = ClassifierCache;
+    /// gᵀ·∂logits/∂x for `g` of shape `[B, K]`; returns `[B, C·H·W]`.
+    fn vjp(&self, cache: &ClassifierCache, g: Tensor<2>) -> Tensor<2> {
+        self.graph().vjp(cache, g)
     }
 }

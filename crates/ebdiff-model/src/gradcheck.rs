@@ -1,27 +1,37 @@
 //! Gradient checks for explicit VJPs, shared by the test-suite and `cargo xtask gradcheck`.
 //!
-//! Two independent references:
+//! One generic check, [`check_layer`], works for any [`Layer`], against either reference:
 //! * Burn's own first-order input gradient: for a random cotangent v, ∂⟨f(x), v⟩/∂x by autodiff
 //!   must equal `vjp(v)`.
 //! * Central finite differences: along a random direction u, (⟨f(x+hu),v⟩ − ⟨f(x−hu),v⟩)/2h must
-//!   equal ⟨vjp(v), u⟩; and for the DSM loss, perturbing single parameters must reproduce the
-//!   autodiff ∂loss/∂θ (this is what validates differentiating *through* the VJPs).
+//!   equal ⟨vjp(v), u⟩.
+//!
+//! One visitor, [`LayerChecker`], rides on a model's forward pass and runs that check on every
+//! layer the blocks expose (see [`crate::vjp::Visitor`]), with the input the layer really
+//! receives there. A new layer is checked as soon as a block runs it through the visitor.
+//!
+//! For the DSM loss, perturbing single parameters must reproduce the autodiff ∂loss/∂θ
+//! ([`check_dsm_param_grads`]; this is what validates differentiating *through* the VJPs).
 
-use crate::backbone::{Backbone, ResBlock, Unet};
-use crate::layers::{AttentionBlock, Conv2d, Downsample, GroupNorm, Upsample, silu, silu_vjp};
+use crate::backbone::Backbone;
 use crate::model::DiffusionModel;
 use crate::traits::Conditioning;
+use crate::vjp::{Layer, Value, Visitor};
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::Gradients;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ebdiff_core::rng::normal_vec;
 use rand::Rng;
 use rand::rngs::StdRng;
+use std::fmt::Display;
 
 /// Outcome of one check.
 #[derive(Debug, Clone)]
 pub struct CheckResult {
+    /// Where the layer sits (module path), or the name given to [`check_layer`].
     pub name: String,
+    /// The layer's kind ([`crate::vjp::Vjp::kind`]), for per-kind summaries.
+    pub kind: String,
     /// What the VJP was compared with: "autodiff" or "finite-diff".
     pub reference: &'static str,
     pub rel_err: f64,
@@ -29,11 +39,17 @@ pub struct CheckResult {
     pub scale: f64,
 }
 
+/// What a VJP is checked against.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reference {
+    /// Burn's input gradient; needs an autodiff device. Relative error ~1e-7 in f32.
+    Autodiff,
+    /// Central differences with this step; meaningful in f64 (in f32 expect ~1e-3).
+    FiniteDiff { step: f64 },
+}
+
 pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-    t.into_data()
-        .convert::<f64>()
-        .try_to_vec::<f64>()
-        .expect("float tensor data")
+    t.to_f64()
 }
 
 /// max|a − b| / max|b| (∞-norm relative error; 0 when both vanish).
@@ -44,7 +60,7 @@ pub fn rel_err(a: &[f64], b: &[f64]) -> f64 {
         .zip(b)
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f64::max);
-    let scale = b.iter().map(|y| y.abs()).fold(0.0, f64::max);
+    let scale = max_abs(b);
     if scale == 0.0 { diff } else { diff / scale }
 }
 
@@ -57,59 +73,117 @@ pub fn randn<const D: usize>(rng: &mut StdRng, shape: [usize; D], device: &Devic
     Tensor::from_data(TensorData::new(normal_vec(rng, n), shape), device)
 }
 
-/// Compares `vjp(v)` with autodiff's ∂⟨f(x), v⟩/∂x. `x` must live on an autodiff device.
-pub fn check_vjp_autodiff<const DI: usize, const DO: usize, C>(
+/// The generic check: `layer`'s VJP at `x` (under `ctx`) against `reference`.
+pub fn check_layer<X: Value, C, L: Layer<X, C>>(
     name: &str,
-    x: Tensor<DI>,
-    forward: impl Fn(Tensor<DI>) -> (Tensor<DO>, C),
-    vjp: impl Fn(&C, Tensor<DO>) -> Tensor<DI>,
+    layer: &L,
+    x: X,
+    ctx: &C,
+    reference: Reference,
     rng: &mut StdRng,
 ) -> CheckResult {
-    let device = x.device();
-    assert!(
-        device.is_autodiff(),
-        "check_vjp_autodiff needs an autodiff device"
-    );
-    let x = x.detach().require_grad();
-    let (y, cache) = forward(x.clone());
-    let v = randn(rng, y.dims(), &device);
-    // Evaluate the VJP before backward consumes the graph the cache belongs to.
-    let explicit = to_vec(vjp(&cache, v.clone()));
-    let grads = (y * v).sum().backward();
-    let auto = to_vec(x.grad(&grads).expect("input gradient"));
+    let (rel_err, scale) = match reference {
+        Reference::Autodiff => {
+            let x = x.leaf();
+            let (y, cache) = layer.forward_cached(x.clone(), ctx);
+            let v = y.randn_like(rng);
+            // Evaluate the VJP before backward consumes the graph the cache belongs to.
+            let explicit = layer.vjp(&cache, v.clone()).to_f64();
+            let grads = y.dot(&v).backward();
+            let auto = x
+                .grad(&grads)
+                .expect("input gradient (is the device an autodiff device?)")
+                .to_f64();
+            (rel_err(&explicit, &auto), max_abs(&auto))
+        }
+        Reference::FiniteDiff { step } => {
+            let (y, cache) = layer.forward_cached(x.clone(), ctx);
+            let v = y.randn_like(rng);
+            let u = x.randn_like(rng);
+            let analytic = layer.vjp(&cache, v.clone()).dot(&u).to_f64()[0];
+            let f = |x: X| layer.forward_cached(x, ctx).0.dot(&v).to_f64()[0];
+            let numeric = (f(x.plus_scaled(&u, step)) - f(x.plus_scaled(&u, -step))) / (2.0 * step);
+            (
+                (analytic - numeric).abs() / numeric.abs().max(1e-12),
+                numeric.abs(),
+            )
+        }
+    };
     CheckResult {
         name: name.to_string(),
-        reference: "autodiff",
-        rel_err: rel_err(&explicit, &auto),
-        scale: max_abs(&auto),
+        kind: layer.kind(),
+        reference: match reference {
+            Reference::Autodiff => "autodiff",
+            Reference::FiniteDiff { .. } => "finite-diff",
+        },
+        rel_err,
+        scale,
     }
 }
 
-/// Compares ⟨vjp(v), u⟩ with a central difference of ⟨f(x), v⟩ along a random u.
-/// Meaningful in f64; in f32 expect ~1e-3.
-pub fn check_vjp_finite_diff<const DI: usize, const DO: usize, C>(
-    name: &str,
-    x: Tensor<DI>,
-    forward: impl Fn(Tensor<DI>) -> (Tensor<DO>, C),
-    vjp: impl Fn(&C, Tensor<DO>) -> Tensor<DI>,
-    step: f64,
-    rng: &mut StdRng,
-) -> CheckResult {
-    let device = x.device();
-    let (y, cache) = forward(x.clone());
-    let v = randn(rng, y.dims(), &device);
-    let u = randn(rng, x.dims(), &device);
-    let analytic = to_vec((vjp(&cache, v.clone()) * u.clone()).sum())[0];
-    let f = |x: Tensor<DI>| to_vec((forward(x).0 * v.clone()).sum())[0];
-    let numeric =
-        (f(x.clone() + u.clone().mul_scalar(step)) - f(x - u.mul_scalar(step))) / (2.0 * step);
-    let err = (analytic - numeric).abs() / numeric.abs().max(1e-12);
-    CheckResult {
-        name: name.to_string(),
-        reference: "finite-diff",
-        rel_err: err,
-        scale: numeric.abs(),
+/// The visitor that checks every layer it meets on a forward pass, with [`check_layer`], and
+/// recurses into its children. Results are named by module path (`down.0.blocks.1.conv2`).
+///
+/// For [`Reference::Autodiff`] the network's parameters must not be tracked (`Module::no_grad`):
+/// a context computed from parameters (the time embedding) is shared by many children, and the
+/// first check's backward pass would consume its graph. Input gradients do not need them.
+pub struct LayerChecker<'r> {
+    reference: Reference,
+    rng: &'r mut StdRng,
+    path: Vec<String>,
+    pub results: Vec<CheckResult>,
+}
+
+impl<'r> LayerChecker<'r> {
+    pub fn new(reference: Reference, rng: &'r mut StdRng) -> Self {
+        LayerChecker {
+            reference,
+            rng,
+            path: Vec::new(),
+            results: Vec::new(),
+        }
     }
+
+    /// Checks `root` as a whole (named `name`), then every layer below it (named by their paths
+    /// relative to `root`).
+    pub fn check_root<X: Value, C, L: Layer<X, C>>(&mut self, name: &str, root: &L, x: X, ctx: &C) {
+        let result = check_layer(name, root, x.clone(), ctx, self.reference, self.rng);
+        self.results.push(result);
+        root.forward_visit(x, ctx, self);
+    }
+}
+
+impl Visitor for LayerChecker<'_> {
+    fn child<X: Value, C, L: Layer<X, C>>(
+        &mut self,
+        name: &dyn Display,
+        layer: &L,
+        x: X,
+        ctx: &C,
+    ) -> (L::Output, L::Cache) {
+        self.path.push(name.to_string());
+        let path = self.path.join(".");
+        let result = check_layer(&path, layer, x.clone(), ctx, self.reference, self.rng);
+        self.results.push(result);
+        let out = layer.forward_visit(x, ctx, self);
+        self.path.pop();
+        out
+    }
+}
+
+/// Checks `root` and every layer below it: [`LayerChecker::check_root`] (mind the note on
+/// untracked parameters there).
+pub fn check_tree<X: Value, C, L: Layer<X, C>>(
+    name: &str,
+    root: &L,
+    x: X,
+    ctx: &C,
+    reference: Reference,
+    rng: &mut StdRng,
+) -> Vec<CheckResult> {
+    let mut checker = LayerChecker::new(reference, rng);
+    checker.check_root(name, root, x, ctx);
+    checker.results
 }
 
 /// Deterministic per-example levels and labels for checks.
@@ -145,335 +219,84 @@ fn num_classes(model: &DiffusionModel) -> Option<usize> {
     }
 }
 
-/// Checks every layer of `model` (which must live on an autodiff device), the whole backbone and
-/// the whole energy gradient against autodiff. Returns one result per layer instance.
+/// Checks every layer of `model` against `reference` at a random input and conditioning: for
+/// energy models the energy's input gradient ∇ₓE ("energy ∇ₓE"), the backbone ("backbone") and
+/// every layer below it ("backbone.…"); for score models the backbone and below. Against
+/// autodiff the conditioning is in training mode, so dropout masks are part of what is checked;
+/// finite differences need a deterministic forward pass and use evaluation mode. `model` must
+/// live on an autodiff device for [`Reference::Autodiff`].
 pub fn check_model_layers(
     model: &DiffusionModel,
     batch: usize,
     timesteps: usize,
+    reference: Reference,
     rng: &mut StdRng,
 ) -> Vec<CheckResult> {
+    let model = &model.clone().no_grad();
     let device = model.devices()[0].clone();
-    let mut out = Vec::new();
-    match &model.backbone {
-        Backbone::Mlp2d(m) => {
-            let hidden = m.input.d_out();
-            let emb_dim = m.time_table.val().dims()[1];
-            let x = randn(rng, [batch, m.input.d_in()], &device);
-            out.push(check_vjp_autodiff(
-                "input.linear",
-                x,
-                |x| (m.input.forward(x), ()),
-                |_, g| m.input.vjp(g),
-                rng,
-            ));
-            for (i, block) in m.blocks.iter().enumerate() {
-                let h = randn(rng, [batch, hidden], &device);
-                let ln = &block.norm;
-                out.push(check_vjp_autodiff(
-                    &format!("blocks.{i}.layer_norm"),
-                    h.clone(),
-                    |x| ln.forward_cached(x),
-                    |c, g| ln.vjp(c, g),
-                    rng,
-                ));
-                let emb = randn(rng, [batch, emb_dim], &device);
-                // A one-block MLP isolates the residual block's VJP.
-                let single = block;
-                out.push(check_vjp_autodiff(
-                    &format!("blocks.{i}"),
-                    h,
-                    |x| single.forward_cached(x, emb.clone()),
-                    |c, g| single.vjp(c, g),
-                    rng,
-                ));
-            }
-            let h = randn(rng, [batch, hidden], &device);
-            out.push(check_vjp_autodiff(
-                "output.linear",
-                h,
-                |x| (m.output.forward(x), ()),
-                |_, g| m.output.vjp(g),
-                rng,
-            ));
+    let cond = random_conditioning(rng, batch, timesteps, num_classes(model), &device)
+        .training(reference == Reference::Autodiff);
+    let x = randn(rng, [batch, model.data_dim], &device);
+    let mut checker = LayerChecker::new(reference, rng);
+    match model.as_energy() {
+        Some(energy) => checker.check_root("energy ∇ₓE", &energy, x, &cond),
+        None => {
+            model.backbone.forward_visit(x, &cond, &mut checker);
         }
-        Backbone::Unet(u) => out.extend(check_unet_layers(u, batch, rng, &device)),
     }
-    let dim = model.data_dim;
-    let cond = random_conditioning(rng, batch, timesteps, num_classes(model), &device);
-    let x = randn(rng, [batch, dim], &device);
-    out.push(check_vjp_autodiff(
-        "backbone",
-        x.clone(),
-        |x| model.backbone.forward_cached(x, &cond),
-        |c, g| model.backbone.vjp(c, g),
-        rng,
-    ));
-    if model.is_energy() {
-        // ∇ₓE by the explicit path vs autodiff of E itself.
-        let xg = x.detach().require_grad();
-        let (e, eps) = model.energy_and_eps(xg.clone(), &cond);
-        let explicit = to_vec(eps);
-        let grads = e.sum().backward();
-        let auto = to_vec(xg.grad(&grads).expect("input gradient"));
-        out.push(CheckResult {
-            name: "energy ∇ₓE".into(),
-            reference: "autodiff",
-            rel_err: rel_err(&explicit, &auto),
-            scale: max_abs(&auto),
-        });
+    checker.results
+}
+
+/// Modules that only embed the conditioning (time and class embeddings). Their output does not
+/// depend on x, so they have a forward pass and no VJP (DEVELOPERS.md rule 2), and the visitor
+/// does not meet them.
+pub const CONDITIONING_MODULES: [&str; 2] = ["time_mlp", "class_emb"];
+
+/// Module paths (`backbone.Unet.down.0.blocks.0.conv1`) that own a float parameter, in visit
+/// order.
+pub fn parameter_owners<M: Module>(module: &M) -> Vec<String> {
+    struct Owners {
+        path: Vec<String>,
+        out: Vec<String>,
     }
-    out
-}
-
-fn check_resblock(
-    name: String,
-    r: &ResBlock,
-    res: usize,
-    batch: usize,
-    rng: &mut StdRng,
-    device: &Device,
-) -> CheckResult {
-    let c_in = r.norm1.gamma.val().dims()[0];
-    let temb_dim = r.temb.d_in();
-    let temb = silu(randn(rng, [batch, temb_dim], device));
-    let x = randn(rng, [batch, c_in, res, res], device);
-    // Training mode so that a dropout mask (if any) is part of the cache being checked.
-    check_vjp_autodiff(
-        &name,
-        x,
-        |x| r.forward_cached(x, temb.clone(), true),
-        |c, g| r.vjp(c, g),
-        rng,
-    )
-}
-
-fn check_attention(
-    name: String,
-    a: &AttentionBlock,
-    res: usize,
-    batch: usize,
-    rng: &mut StdRng,
-    device: &Device,
-) -> CheckResult {
-    let c = a.norm.gamma.val().dims()[0];
-    let x = randn(rng, [batch, c, res, res], device);
-    check_vjp_autodiff(
-        &name,
-        x,
-        |x| a.forward_cached(x),
-        |cache, g| a.vjp(cache, g),
-        rng,
-    )
-}
-
-fn check_conv(
-    name: String,
-    conv: &Conv2d,
-    res: usize,
-    batch: usize,
-    rng: &mut StdRng,
-    device: &Device,
-) -> CheckResult {
-    let c = conv.weight.val().dims()[1];
-    let x = randn(rng, [batch, c, res, res], device);
-    check_vjp_autodiff(
-        &name,
-        x,
-        |x| (conv.forward(x), ()),
-        |_, g| conv.vjp(g, [res, res]),
-        rng,
-    )
-}
-
-fn check_groupnorm(
-    name: String,
-    n: &GroupNorm,
-    res: usize,
-    batch: usize,
-    rng: &mut StdRng,
-    device: &Device,
-) -> CheckResult {
-    let c = n.gamma.val().dims()[0];
-    let x = randn(rng, [batch, c, res, res], device);
-    check_vjp_autodiff(
-        &name,
-        x,
-        |x| n.forward_cached(x),
-        |cache, g| n.vjp(cache, g),
-        rng,
-    )
-}
-
-fn check_down(
-    name: String,
-    d: &Downsample,
-    c: usize,
-    res: usize,
-    batch: usize,
-    rng: &mut StdRng,
-    device: &Device,
-) -> CheckResult {
-    let x = randn(rng, [batch, c, res, res], device);
-    check_vjp_autodiff(
-        &name,
-        x,
-        |x| (d.forward(x), ()),
-        |_, g| d.vjp(g, [res, res]),
-        rng,
-    )
-}
-
-fn check_up(
-    name: String,
-    u: &Upsample,
-    res: usize,
-    batch: usize,
-    rng: &mut StdRng,
-    device: &Device,
-) -> CheckResult {
-    let c = u.conv.weight.val().dims()[1];
-    let x = randn(rng, [batch, c, res, res], device);
-    check_vjp_autodiff(&name, x, |x| (u.forward(x), ()), |_, g| u.vjp(g), rng)
-}
-
-fn check_unet_layers(
-    u: &Unet,
-    batch: usize,
-    rng: &mut StdRng,
-    device: &Device,
-) -> Vec<CheckResult> {
-    let [_, h, _] = u.image_shape;
-    let mut out = vec![check_conv(
-        "conv_in".into(),
-        &u.conv_in,
-        h,
-        batch,
-        rng,
-        device,
-    )];
-    let mut c_cur = u.conv_in.weight.val().dims()[0];
-    for (i, level) in u.down.iter().enumerate() {
-        let res = h >> i;
-        for (j, r) in level.blocks.iter().enumerate() {
-            out.push(check_resblock(
-                format!("down.{i}.res.{j}"),
-                r,
-                res,
-                batch,
-                rng,
-                device,
-            ));
-            c_cur = r.conv2.weight.val().dims()[0];
-            if let Some(a) = level.attns.get(j) {
-                out.push(check_attention(
-                    format!("down.{i}.attn.{j}"),
-                    a,
-                    res,
-                    batch,
-                    rng,
-                    device,
-                ));
+    impl ModuleVisitor for Owners {
+        fn enter_module(&mut self, name: &str, _container_type: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, _param: &Param<Tensor<D>>) {
+            // The innermost entry is the parameter's own field name.
+            let owner = self.path[..self.path.len().saturating_sub(1)].join(".");
+            if self.out.last() != Some(&owner) {
+                self.out.push(owner);
             }
         }
-        if let Some(d) = &level.downsample {
-            out.push(check_down(
-                format!("down.{i}.downsample"),
-                d,
-                c_cur,
-                res,
-                batch,
-                rng,
-                device,
-            ));
-        }
     }
-    let res_mid = h >> (u.down.len() - 1);
-    out.push(check_resblock(
-        "mid.res.0".into(),
-        &u.mid1,
-        res_mid,
-        batch,
-        rng,
-        device,
-    ));
-    out.push(check_attention(
-        "mid.attn".into(),
-        &u.mid_attn,
-        res_mid,
-        batch,
-        rng,
-        device,
-    ));
-    out.push(check_resblock(
-        "mid.res.1".into(),
-        &u.mid2,
-        res_mid,
-        batch,
-        rng,
-        device,
-    ));
-    let levels = u.up.len();
-    for (k, level) in u.up.iter().enumerate() {
-        let i = levels - 1 - k;
-        let res = h >> i;
-        for (j, r) in level.blocks.iter().enumerate() {
-            out.push(check_resblock(
-                format!("up.{i}.res.{j}"),
-                r,
-                res,
-                batch,
-                rng,
-                device,
-            ));
-            if let Some(a) = level.attns.get(j) {
-                out.push(check_attention(
-                    format!("up.{i}.attn.{j}"),
-                    a,
-                    res,
-                    batch,
-                    rng,
-                    device,
-                ));
-            }
-        }
-        if let Some(us) = &level.upsample {
-            out.push(check_up(
-                format!("up.{i}.upsample"),
-                us,
-                res,
-                batch,
-                rng,
-                device,
-            ));
-        }
-    }
-    out.push(check_groupnorm(
-        "norm_out".into(),
-        &u.norm_out,
-        h,
-        batch,
-        rng,
-        device,
-    ));
-    let c = u.norm_out.gamma.val().dims()[0];
-    let x = randn(rng, [batch, c, h, h], device);
-    out.push(check_vjp_autodiff(
-        "silu",
-        x,
-        |x| (silu(x.clone()), x),
-        |x, g| silu_vjp(x.clone(), g),
-        rng,
-    ));
-    out.push(check_conv(
-        "conv_out".into(),
-        &u.conv_out,
-        h,
-        batch,
-        rng,
-        device,
-    ));
-    out
+    let mut v = Owners {
+        path: Vec::new(),
+        out: Vec::new(),
+    };
+    module.visit(&mut v);
+    v.out
+}
+
+/// Modules of `module` that own parameters but were not checked in `results` (names as
+/// [`check_model_layers`] / [`check_tree`] give them), apart from [`CONDITIONING_MODULES`]: the
+/// layers that some block runs without exposing them to the visitor.
+pub fn unreached_layers<M: Module>(module: &M, results: &[CheckResult]) -> Vec<String> {
+    let checked: std::collections::HashSet<&str> =
+        results.iter().map(|r| r.name.as_str()).collect();
+    parameter_owners(module)
+        .into_iter()
+        .filter(|owner| {
+            let conditioning = owner
+                .split('.')
+                .any(|part| CONDITIONING_MODULES.contains(&part));
+            !conditioning && !checked.contains(owner.as_str())
+        })
+        .collect()
 }
 
 /// Adds N(0, std²) noise to every float parameter. Zero-initialized output layers make a fresh
@@ -640,6 +463,7 @@ pub fn check_dsm_param_grads(
         let err = (analytic - numeric).abs() / analytic.abs().max(numeric.abs()).max(floor);
         results.push(CheckResult {
             name: format!("∂L/∂{name}[{flat}]"),
+            kind: "∂(DSM loss)/∂θ".into(),
             reference: "finite-diff",
             rel_err: err,
             scale: numeric.abs(),

@@ -10,6 +10,7 @@
 
 use crate::backbone::{Backbone, BackboneCache};
 use crate::traits::{Conditioning, EnergyModel, EpsModel};
+use crate::vjp::{Layer, Plain, Visitor, Vjp};
 use burn::module::Module;
 use burn::tensor::Tensor;
 
@@ -58,20 +59,14 @@ impl DiffusionModel {
         e.squeeze_dim(1)
     }
 
-    fn head_grad(
-        &self,
-        form: EnergyForm,
-        x: Tensor<2>,
-        g: Tensor<2>,
-        cache: &BackboneCache,
-    ) -> Tensor<2> {
+    fn head_grad(form: EnergyForm, x: Tensor<2>, g: Tensor<2>, cache: &BackboneCache) -> Tensor<2> {
         match form {
             EnergyForm::Reconstruction { scale } => {
                 let r = (g - x).mul_scalar(2.0 * scale);
-                self.backbone.vjp(cache, r.clone()) - r
+                cache.vjp(r.clone()) - r
             }
-            EnergyForm::SquaredNorm => self.backbone.vjp(cache, g),
-            EnergyForm::InnerProduct => g + self.backbone.vjp(cache, x),
+            EnergyForm::SquaredNorm => cache.vjp(g),
+            EnergyForm::InnerProduct => g + cache.vjp(x),
         }
     }
 
@@ -86,13 +81,22 @@ impl DiffusionModel {
 
     /// E and ∇ₓE; panics for score models (use [`DiffusionModel::as_energy`] to check first).
     pub fn energy_and_eps(&self, x: Tensor<2>, cond: &Conditioning) -> (Tensor<1>, Tensor<2>) {
+        self.energy_and_eps_visit(x, cond, &mut Plain)
+    }
+
+    fn energy_and_eps_visit<V: Visitor>(
+        &self,
+        x: Tensor<2>,
+        cond: &Conditioning,
+        v: &mut V,
+    ) -> (Tensor<1>, Tensor<2>) {
         let Parameterization::Energy(form) = self.parameterization else {
             panic!("energy requested from a score (eps) parameterized model");
         };
         self.check_input(&x);
-        let (g, cache) = self.backbone.forward_cached(x.clone(), cond);
+        let (g, cache) = self.backbone.forward_visit(x.clone(), cond, v);
         let e = Self::head_energy(form, x.clone(), g.clone());
-        let grad = self.head_grad(form, x, g, &cache);
+        let grad = Self::head_grad(form, x, g, &cache);
         (e, grad)
     }
 
@@ -102,7 +106,7 @@ impl DiffusionModel {
             Parameterization::Eps => self.backbone.forward(x, cond),
             Parameterization::Energy(form) => {
                 let (g, cache) = self.backbone.forward_cached(x.clone(), cond);
-                self.head_grad(form, x, g, &cache)
+                Self::head_grad(form, x, g, &cache)
             }
         }
     }
@@ -145,5 +149,30 @@ impl EnergyModel for EnergyView<'_> {
     }
     fn energy_and_eps(&self, x: Tensor<2>, cond: &Conditioning) -> (Tensor<1>, Tensor<2>) {
         self.0.energy_and_eps(x, cond)
+    }
+}
+
+/// The energy as a layer x ↦ E(x) `[B]`: its VJP is g ⊙ ∇ₓE (per example), and its cache is
+/// ∇ₓE, computed by the explicit backbone VJP. This is what lets the generic checks compare
+/// ∇ₓE with autodiff and finite differences; its child is the backbone.
+impl Vjp<Tensor<2>> for EnergyView<'_> {
+    type Output = Tensor<1>;
+    type Cache = Tensor<2>;
+    fn vjp(&self, eps: &Tensor<2>, g: Tensor<1>) -> Tensor<2> {
+        eps.clone() * g.unsqueeze_dim::<2>(1)
+    }
+    fn kind(&self) -> String {
+        "energy ∇ₓE".into()
+    }
+}
+
+impl Layer<Tensor<2>, Conditioning> for EnergyView<'_> {
+    fn forward_visit<V: Visitor>(
+        &self,
+        x: Tensor<2>,
+        cond: &Conditioning,
+        v: &mut V,
+    ) -> (Tensor<1>, Tensor<2>) {
+        self.0.energy_and_eps_visit(x, cond, v)
     }
 }

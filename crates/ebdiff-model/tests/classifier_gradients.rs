@@ -2,10 +2,13 @@
 //! autodiff and against central finite differences, in f64 (a process-wide setting, hence its
 //! own test binary).
 
+use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use ebdiff_core::rng::stream;
 use ebdiff_model::ClassifierConfig;
-use ebdiff_model::gradcheck::{check_vjp_autodiff, check_vjp_finite_diff, randn, rel_err, to_vec};
+use ebdiff_model::gradcheck::{
+    CheckResult, Reference, check_tree, randn, rel_err, to_vec, unreached_layers,
+};
 
 mod common;
 use common::f64_device as device;
@@ -26,19 +29,37 @@ fn ints(v: &[i64], device: &Device) -> Tensor<1, Int> {
     Tensor::from_data(TensorData::new(v.to_vec(), [v.len()]), device)
 }
 
+fn assert_ok(results: &[CheckResult], tol: f64) {
+    for r in results {
+        assert!(r.scale > 1e-8 && r.rel_err < tol, "{r:?}");
+    }
+}
+
+/// The logits' VJP, and that of every layer of the classifier (reached by the visitor), against
+/// autodiff and central differences.
 #[test]
 fn logits_vjp_matches_autodiff_and_finite_differences() {
     let device = device().autodiff();
     let mut rng = stream(11, "classifier-vjp");
-    let clf = tiny().init([3, 8, 8], 5, &device);
+    // Untracked parameters: see `LayerChecker`.
+    let clf = tiny().init([3, 8, 8], 5, &device).no_grad();
     let t = ints(&[0, 3, 7], &device);
     let x = randn(&mut rng, [3, 192], &device);
-    let forward = |x: Tensor<2>| clf.forward_cached(x, t.clone());
-    let vjp = |c: &_, g| clf.vjp(c, g);
-    let auto = check_vjp_autodiff("classifier logits", x.clone(), forward, vjp, &mut rng);
-    assert!(auto.scale > 1e-8 && auto.rel_err < 1e-10, "{auto:?}");
-    let fd = check_vjp_finite_diff("classifier logits", x, forward, vjp, 1e-5, &mut rng);
-    assert!(fd.scale > 1e-8 && fd.rel_err < 1e-6, "{fd:?}");
+    let auto = check_tree(
+        "classifier",
+        &clf,
+        x.clone(),
+        &t,
+        Reference::Autodiff,
+        &mut rng,
+    );
+    assert_eq!(auto[0].name, "classifier");
+    assert_ok(&auto, 1e-10);
+    assert!(auto.iter().any(|r| r.name == "levels.1.blocks.0.conv2"));
+    let unreached = unreached_layers(&clf, &auto);
+    assert!(unreached.is_empty(), "not reached: {unreached:?}");
+    let fd = Reference::FiniteDiff { step: 1e-5 };
+    assert_ok(&check_tree("classifier", &clf, x, &t, fd, &mut rng), 1e-6);
 }
 
 #[test]

@@ -1,15 +1,22 @@
-//! Independent reference: central finite differences in f64. Input VJPs along random directions,
-//! and ∂(DSM loss)/∂θ of energy models on random parameter entries. This binary runs the flex
-//! device in f64 (a process-wide setting, hence its own test binary).
+//! Independent reference: central finite differences in f64. Input VJPs along random directions
+//! (single layers, and every layer of small models through the visitor), and ∂(DSM loss)/∂θ of
+//! energy models on random parameter entries. This binary runs the flex device in f64 (a
+//! process-wide setting, hence its own test binary).
 
 mod common;
 
 use common::f64_device as device;
 use ebdiff_core::rng::stream;
-use ebdiff_model::gradcheck::{CheckResult, check_dsm_param_grads, check_vjp_finite_diff, randn};
-use ebdiff_model::layers::{AttentionBlock, Conv2d, GroupNorm, LayerNorm, silu, silu_vjp};
+use ebdiff_model::gradcheck::{
+    CheckResult, Reference, check_dsm_param_grads, check_layer, check_model_layers, randn,
+    unreached_layers,
+};
+use ebdiff_model::layers::{AttentionBlock, Conv2d, GroupNorm, LayerNorm, Silu};
+
+const FD: Reference = Reference::FiniteDiff { step: 1e-6 };
 
 fn assert_ok(results: &[CheckResult], tol: f64) {
+    assert!(!results.is_empty());
     for r in results {
         assert!(
             r.scale > 1e-8,
@@ -30,7 +37,6 @@ fn assert_ok(results: &[CheckResult], tol: f64) {
 fn layer_vjps_match_central_differences() {
     let d = device();
     let mut rng = stream(11, "fd");
-    let h = 1e-6;
     let conv = Conv2d::new(3, 4, 3, 2, 1, false, &d);
     let gn = GroupNorm::new(2, 4, &d);
     let ln = LayerNorm::new(5, &d);
@@ -39,48 +45,31 @@ fn layer_vjps_match_central_differences() {
     let x7 = randn(&mut rng, [2, 3, 7, 7], &d);
     let x2 = randn(&mut rng, [3, 5], &d);
     let results = vec![
-        check_vjp_finite_diff(
-            "conv s2 n7",
-            x7,
-            |x| (conv.forward(x), ()),
-            |_, g| conv.vjp(g, [7, 7]),
-            h,
-            &mut rng,
-        ),
-        check_vjp_finite_diff(
-            "group_norm",
-            x4.clone(),
-            |x| gn.forward_cached(x),
-            |c, g| gn.vjp(c, g),
-            h,
-            &mut rng,
-        ),
-        check_vjp_finite_diff(
-            "layer_norm",
-            x2.clone(),
-            |x| ln.forward_cached(x),
-            |c, g| ln.vjp(c, g),
-            h,
-            &mut rng,
-        ),
-        check_vjp_finite_diff(
-            "silu",
-            x2,
-            |x| (silu(x.clone()), x),
-            |x, g| silu_vjp(x.clone(), g),
-            h,
-            &mut rng,
-        ),
-        check_vjp_finite_diff(
-            "attention",
-            x4,
-            |x| attn.forward_cached(x),
-            |c, g| attn.vjp(c, g),
-            h,
-            &mut rng,
-        ),
+        check_layer("conv s2 n7", &conv, x7, &(), FD, &mut rng),
+        check_layer("group_norm", &gn, x4.clone(), &(), FD, &mut rng),
+        check_layer("layer_norm", &ln, x2.clone(), &(), FD, &mut rng),
+        check_layer("silu", &Silu, x2, &(), FD, &mut rng),
+        check_layer("attention", &attn, x4, &(), FD, &mut rng),
     ];
     assert_ok(&results, 1e-6);
+}
+
+#[test]
+fn every_layer_of_small_models_matches_central_differences() {
+    let d = device();
+    let models = [
+        common::tiny_unet("energy", "reconstruction", 0.2, Some(2), "conv"),
+        common::tiny_unet("energy", "inner-product", 0.0, None, "avg-pool"),
+        common::tiny_mlp("energy", "squared-norm", Some(3)),
+        common::tiny_mlp("eps", "reconstruction", None),
+    ];
+    for (i, cfg) in models.iter().enumerate() {
+        let model = cfg.init(10, &d);
+        let results = check_model_layers(&model, 2, 10, FD, &mut stream(15, &i.to_string()));
+        assert_ok(&results, 1e-6);
+        let unreached = unreached_layers(&model, &results);
+        assert!(unreached.is_empty(), "not reached: {unreached:?}");
+    }
 }
 
 #[test]

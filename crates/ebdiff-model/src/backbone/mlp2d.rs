@@ -3,8 +3,10 @@
 //! h₀ = x W_in; block: a = LN(h), c = silu(a)W₁ + e W_e, f = silu(c)W₂, o = silu(f)W₃, h ← h + o;
 //! g = h W_out. e is a learned table lookup of the level (plus a class embedding if conditional).
 
-use crate::layers::{ClassEmbedding, LayerNorm, Linear, NormCache, silu, silu_vjp};
+use crate::layers::{ClassEmbedding, LayerNorm, Linear, Shift, Silu};
 use crate::traits::Conditioning;
+use crate::vjp::{Layer, Named, Residual, Stack, Visitor, Vjp, residual};
+use crate::{Seq, seq};
 use burn::module::{Module, Param};
 use burn::nn::Initializer;
 use burn::tensor::{Device, Tensor};
@@ -18,13 +20,20 @@ pub struct MlpBlock {
     pub l3: Linear,
 }
 
-#[derive(Debug, Clone)]
-pub struct MlpBlockCache {
-    norm: NormCache<2>,
-    a: Tensor<2>,
-    c: Tensor<2>,
-    f: Tensor<2>,
-}
+type BlockGraph<'a> = Residual<
+    Seq![
+        Named<&'a LayerNorm>,
+        Named<Silu>,
+        Named<&'a Linear>,
+        Named<Shift<'a>>,
+        Named<Silu>,
+        Named<&'a Linear>,
+        Named<Silu>,
+        Named<&'a Linear>,
+    ],
+>;
+
+pub type MlpBlockCache = <BlockGraph<'static> as Vjp<Tensor<2>>>::Cache;
 
 impl MlpBlock {
     fn new(hidden: usize, emb_dim: usize, zero_out: bool, device: &Device) -> Self {
@@ -37,19 +46,38 @@ impl MlpBlock {
         }
     }
 
-    pub fn forward_cached(&self, h: Tensor<2>, emb: Tensor<2>) -> (Tensor<2>, MlpBlockCache) {
-        let (a, norm) = self.norm.forward_cached(h.clone());
-        let c = self.l1.forward(silu(a.clone())) + self.l_emb.forward(emb);
-        let f = self.l2.forward(silu(c.clone()));
-        let o = self.l3.forward(silu(f.clone()));
-        (h + o, MlpBlockCache { norm, a, c, f })
+    /// h + l3(silu(l2(silu(l1(silu(LN(h))) + l_emb(e))))).
+    fn graph(&self) -> BlockGraph<'_> {
+        residual(seq![
+            Named("norm", &self.norm),
+            Named("act1", Silu),
+            Named("l1", &self.l1),
+            Named("l_emb", Shift(&self.l_emb)),
+            Named("act2", Silu),
+            Named("l2", &self.l2),
+            Named("act3", Silu),
+            Named("l3", &self.l3),
+        ])
     }
+}
 
-    pub fn vjp(&self, cache: &MlpBlockCache, g: Tensor<2>) -> Tensor<2> {
-        let g_f = silu_vjp(cache.f.clone(), self.l3.vjp(g.clone()));
-        let g_c = silu_vjp(cache.c.clone(), self.l2.vjp(g_f));
-        let g_a = silu_vjp(cache.a.clone(), self.l1.vjp(g_c));
-        g + self.norm.vjp(&cache.norm, g_a)
+/// The context is the block embedding e, `[B, emb_dim]`.
+impl Layer<Tensor<2>, Tensor<2>> for MlpBlock {
+    fn forward_visit<V: Visitor>(
+        &self,
+        h: Tensor<2>,
+        emb: &Tensor<2>,
+        v: &mut V,
+    ) -> (Tensor<2>, MlpBlockCache) {
+        self.graph().forward_visit(h, emb, v)
+    }
+}
+
+impl Vjp<Tensor<2>> for MlpBlock {
+    type Output = Tensor<2>;
+    type Cache = MlpBlockCache;
+    fn vjp(&self, cache: &MlpBlockCache, g: Tensor<2>) -> Tensor<2> {
+        self.graph().vjp(cache, g)
     }
 }
 
@@ -62,10 +90,9 @@ pub struct ResidualMlp {
     pub output: Linear,
 }
 
-#[derive(Debug, Clone)]
-pub struct ResidualMlpCache {
-    blocks: Vec<MlpBlockCache>,
-}
+type NetGraph<'a> = Seq![Named<&'a Linear>, Stack<'a, MlpBlock>, Named<&'a Linear>];
+
+pub type ResidualMlpCache = <NetGraph<'static> as Vjp<Tensor<2>>>::Cache;
 
 /// Shape of a [`ResidualMlp`].
 #[derive(Debug, Clone)]
@@ -112,27 +139,33 @@ impl ResidualMlp {
         }
     }
 
-    pub fn forward_cached(
+    fn graph(&self) -> NetGraph<'_> {
+        seq![
+            Named("input", &self.input),
+            Stack("blocks", &self.blocks),
+            Named("output", &self.output),
+        ]
+    }
+}
+
+/// x `[B, data_dim]` → g(x) `[B, data_dim]`; the embedding of the conditioning is the blocks'
+/// context.
+impl Layer<Tensor<2>, Conditioning> for ResidualMlp {
+    fn forward_visit<V: Visitor>(
         &self,
         x: Tensor<2>,
         cond: &Conditioning,
+        v: &mut V,
     ) -> (Tensor<2>, ResidualMlpCache) {
         let emb = self.embedding(x.dims()[0], cond);
-        let mut h = self.input.forward(x);
-        let mut caches = Vec::with_capacity(self.blocks.len());
-        for block in &self.blocks {
-            let (next, cache) = block.forward_cached(h, emb.clone());
-            h = next;
-            caches.push(cache);
-        }
-        (self.output.forward(h), ResidualMlpCache { blocks: caches })
+        self.graph().forward_visit(x, &emb, v)
     }
+}
 
-    pub fn vjp(&self, cache: &ResidualMlpCache, g: Tensor<2>) -> Tensor<2> {
-        let mut g = self.output.vjp(g);
-        for (block, c) in self.blocks.iter().zip(&cache.blocks).rev() {
-            g = block.vjp(c, g);
-        }
-        self.input.vjp(g)
+impl Vjp<Tensor<2>> for ResidualMlp {
+    type Output = Tensor<2>;
+    type Cache = ResidualMlpCache;
+    fn vjp(&self, cache: &ResidualMlpCache, g: Tensor<2>) -> Tensor<2> {
+        self.graph().vjp(cache, g)
     }
 }

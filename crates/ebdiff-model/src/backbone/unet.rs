@@ -4,14 +4,20 @@
 //! (Res, Attn, Res) → [concat skip, ResBlock (+Attention)]×(n_res+1) per level, Upsample between
 //! levels → GroupNorm, SiLU, conv_out. Every activation pushed as a skip receives two cotangents
 //! (from the next layer and from the concat in the up path); the VJP adds them.
+//!
+//! The blocks derive their VJPs from the combinators of [`crate::vjp`]; the skip bookkeeping is
+//! the one hand-written piece, and its cache mirrors the module's nesting (levels, blocks), so
+//! it holds no step kinds that could mismatch.
 
 use crate::layers::{
-    AttentionBlock, AttentionCache, ClassEmbedding, Conv2d, Downsample, DownsampleKind, GroupNorm,
-    Linear, NormCache, TimeMlp, Upsample, concat_channels_vjp, silu, silu_vjp,
+    AttentionBlock, AttentionCache, ClassEmbedding, Conv2d, Downsample, DownsampleKind, Dropout,
+    GroupNorm, Linear, Shift, Silu, TimeContext, TimeMlp, Upsample, concat_channels_vjp, silu,
 };
 use crate::traits::Conditioning;
+use crate::vjp::{Layer, Named, Sum, Visitor, Vjp};
+use crate::{Seq, seq};
 use burn::module::Module;
-use burn::tensor::{Device, Distribution, Tensor};
+use burn::tensor::{Device, Tensor};
 
 #[derive(Module, Debug)]
 pub struct ResBlock {
@@ -25,15 +31,22 @@ pub struct ResBlock {
     pub dropout: f64,
 }
 
-#[derive(Debug, Clone)]
-pub struct ResBlockCache {
-    hw: [usize; 2],
-    n1: NormCache<3>,
-    a1: Tensor<4>,
-    n2: NormCache<3>,
-    a2: Tensor<4>,
-    mask: Option<Tensor<4>>,
-}
+type ResGraph<'a> = Sum<
+    Option<Named<&'a Conv2d>>,
+    Seq![
+        Named<&'a GroupNorm>,
+        Named<Silu>,
+        Named<&'a Conv2d>,
+        Named<Shift<'a>>,
+        Named<&'a GroupNorm>,
+        Named<Silu>,
+        Named<Dropout>,
+        Named<&'a Conv2d>,
+    ],
+>;
+
+/// What [`ResBlock`]'s VJP needs from its forward pass.
+pub type ResBlockCache = <ResGraph<'static> as Vjp<Tensor<4>>>::Cache;
 
 impl ResBlock {
     pub fn new(
@@ -55,59 +68,41 @@ impl ResBlock {
         }
     }
 
-    /// `temb_act` is silu(time embedding), shared by all blocks.
-    pub fn forward_cached(
-        &self,
-        x: Tensor<4>,
-        temb_act: Tensor<2>,
-        train: bool,
-    ) -> (Tensor<4>, ResBlockCache) {
-        let [b, _, h, w] = x.dims();
-        let (a1, n1) = self.norm1.forward_cached(x.clone());
-        let t = self.temb.forward(temb_act);
-        let c = t.dims()[1];
-        let h1 = self.conv1.forward(silu(a1.clone())) + t.reshape([b, c, 1, 1]);
-        let (a2, n2) = self.norm2.forward_cached(h1);
-        let mut s2 = silu(a2.clone());
-        let mask = (train && self.dropout > 0.0).then(|| {
-            let keep = 1.0 - self.dropout;
-            s2.random_like(Distribution::Bernoulli(keep))
-                .div_scalar(keep)
-        });
-        if let Some(m) = &mask {
-            s2 = s2 * m.clone();
-        }
-        let out = self.conv2.forward(s2);
-        let skip = match &self.skip {
-            Some(conv) => conv.forward(x),
-            None => x,
-        };
-        (
-            skip + out,
-            ResBlockCache {
-                hw: [h, w],
-                n1,
-                a1,
-                n2,
-                a2,
-                mask,
-            },
+    /// skip(x) + conv2(dropout(silu(GN₂(conv1(silu(GN₁(x))) + temb(t))))).
+    fn graph(&self) -> ResGraph<'_> {
+        Sum(
+            self.skip.as_ref().map(|conv| Named("skip", conv)),
+            seq![
+                Named("norm1", &self.norm1),
+                Named("act1", Silu),
+                Named("conv1", &self.conv1),
+                Named("temb", Shift(&self.temb)),
+                Named("norm2", &self.norm2),
+                Named("act2", Silu),
+                Named("dropout", Dropout(self.dropout)),
+                Named("conv2", &self.conv2),
+            ],
         )
     }
+}
 
-    pub fn vjp(&self, cache: &ResBlockCache, g: Tensor<4>) -> Tensor<4> {
-        let mut g_s2 = self.conv2.vjp(g.clone(), cache.hw);
-        if let Some(m) = &cache.mask {
-            g_s2 = g_s2 * m.clone();
-        }
-        let g_h1 = self.norm2.vjp(&cache.n2, silu_vjp(cache.a2.clone(), g_s2));
-        let g_s1 = self.conv1.vjp(g_h1, cache.hw);
-        let g_x = self.norm1.vjp(&cache.n1, silu_vjp(cache.a1.clone(), g_s1));
-        let g_skip = match &self.skip {
-            Some(conv) => conv.vjp(g, cache.hw),
-            None => g,
-        };
-        g_x + g_skip
+/// The context carries silu(time embedding), shared by all blocks, and the training flag.
+impl Layer<Tensor<4>, TimeContext> for ResBlock {
+    fn forward_visit<V: Visitor>(
+        &self,
+        x: Tensor<4>,
+        ctx: &TimeContext,
+        v: &mut V,
+    ) -> (Tensor<4>, ResBlockCache) {
+        self.graph().forward_visit(x, ctx, v)
+    }
+}
+
+impl Vjp<Tensor<4>> for ResBlock {
+    type Output = Tensor<4>;
+    type Cache = ResBlockCache;
+    fn vjp(&self, cache: &ResBlockCache, g: Tensor<4>) -> Tensor<4> {
+        self.graph().vjp(cache, g)
     }
 }
 
@@ -159,40 +154,42 @@ pub struct UnetShape {
     pub zero_init_output: bool,
 }
 
-/// A forward step of the down path whose output is pushed as a skip.
+type MidGraph<'a> = Seq![
+    Named<&'a ResBlock>,
+    Named<&'a AttentionBlock>,
+    Named<&'a ResBlock>
+];
+type HeadGraph<'a> = Seq![Named<&'a GroupNorm>, Named<Silu>, Named<&'a Conv2d>];
+
+/// A res block and the attention that follows it at some resolutions.
 #[derive(Debug, Clone)]
-enum DownStep {
-    ConvIn {
-        hw: [usize; 2],
-    },
-    Block {
-        res: ResBlockCache,
-        attn: Option<AttentionCache>,
-    },
-    Down {
-        hw: [usize; 2],
-    },
+pub struct BlockCache {
+    res: ResBlockCache,
+    attn: Option<AttentionCache>,
 }
 
 #[derive(Debug, Clone)]
-enum UpStep {
-    Block {
-        skip_channels: usize,
-        h_channels: usize,
-        res: ResBlockCache,
-        attn: Option<AttentionCache>,
-    },
-    Up,
+pub struct DownLevelCache {
+    blocks: Vec<BlockCache>,
+    /// The downsample's input size.
+    downsample: Option<[usize; 2]>,
 }
 
+#[derive(Debug, Clone)]
+pub struct UpLevelCache {
+    /// Per block: the channels of h in `cat([h, skip])`, and the block's cache.
+    blocks: Vec<(usize, BlockCache)>,
+    upsample: Option<<Upsample as Vjp<Tensor<4>>>::Cache>,
+}
+
+/// What [`Unet`]'s VJP needs; its nesting mirrors the module's.
 #[derive(Debug, Clone)]
 pub struct UnetCache {
-    down: Vec<DownStep>,
-    mid: (ResBlockCache, AttentionCache, ResBlockCache),
-    up: Vec<UpStep>,
-    out_norm: NormCache<3>,
-    out_act: Tensor<4>,
-    out_hw: [usize; 2],
+    conv_in: [usize; 2],
+    down: Vec<DownLevelCache>,
+    mid: <MidGraph<'static> as Vjp<Tensor<4>>>::Cache,
+    up: Vec<UpLevelCache>,
+    head: <HeadGraph<'static> as Vjp<Tensor<4>>>::Cache,
 }
 
 impl Unet {
@@ -301,164 +298,183 @@ impl Unet {
         silu(t)
     }
 
-    fn block_forward(
+    fn mid(&self) -> MidGraph<'_> {
+        seq![
+            Named("mid1", &self.mid1),
+            Named("mid_attn", &self.mid_attn),
+            Named("mid2", &self.mid2),
+        ]
+    }
+
+    fn head(&self) -> HeadGraph<'_> {
+        seq![
+            Named("norm_out", &self.norm_out),
+            Named("act_out", Silu),
+            Named("conv_out", &self.conv_out),
+        ]
+    }
+
+    /// Res block `j` of a level and its attention (if the level has attention).
+    #[allow(clippy::too_many_arguments)]
+    fn block_forward<V: Visitor>(
+        v: &mut V,
+        path: &str,
+        level: usize,
+        j: usize,
         res: &ResBlock,
         attn: Option<&AttentionBlock>,
         h: Tensor<4>,
-        temb: Tensor<2>,
-        train: bool,
-    ) -> (Tensor<4>, ResBlockCache, Option<AttentionCache>) {
-        let (h, rc) = res.forward_cached(h, temb, train);
+        ctx: &TimeContext,
+    ) -> (Tensor<4>, BlockCache) {
+        let (h, res_cache) = v.child(&format_args!("{path}.{level}.blocks.{j}"), res, h, ctx);
         match attn {
             Some(a) => {
-                let (h, ac) = a.forward_cached(h);
-                (h, rc, Some(ac))
+                let (h, c) = v.child(&format_args!("{path}.{level}.attns.{j}"), a, h, ctx);
+                (
+                    h,
+                    BlockCache {
+                        res: res_cache,
+                        attn: Some(c),
+                    },
+                )
             }
-            None => (h, rc, None),
+            None => (
+                h,
+                BlockCache {
+                    res: res_cache,
+                    attn: None,
+                },
+            ),
         }
     }
 
     fn block_vjp(
         res: &ResBlock,
         attn: Option<&AttentionBlock>,
-        rc: &ResBlockCache,
-        ac: &Option<AttentionCache>,
+        cache: &BlockCache,
         g: Tensor<4>,
     ) -> Tensor<4> {
-        let g = match (attn, ac) {
-            (Some(a), Some(c)) => a.vjp(c, g),
-            _ => g,
+        let g = match attn.zip(cache.attn.as_ref()) {
+            Some((a, c)) => a.vjp(c, g),
+            None => g,
         };
-        res.vjp(rc, g)
+        res.vjp(&cache.res, g)
     }
+}
 
-    /// x is flat `[B, C·H·W]`; returns g(x) flat, and the cache for [`Unet::vjp`].
-    pub fn forward_cached(&self, x: Tensor<2>, cond: &Conditioning) -> (Tensor<2>, UnetCache) {
+/// x is flat `[B, C·H·W]`, and so is g(x).
+impl Layer<Tensor<2>, Conditioning> for Unet {
+    fn forward_visit<V: Visitor>(
+        &self,
+        x: Tensor<2>,
+        cond: &Conditioning,
+        v: &mut V,
+    ) -> (Tensor<2>, UnetCache) {
         let [c, hh, ww] = self.image_shape;
         let b = x.dims()[0];
-        let temb = self.temb_act(b, cond);
-        let train = cond.train;
-        let mut h = self.conv_in.forward(x.reshape([b, c, hh, ww]));
+        let ctx = TimeContext {
+            temb: self.temb_act(b, cond),
+            train: cond.train,
+        };
+        let (mut h, conv_in) = v.child(&"conv_in", &self.conv_in, x.reshape([b, c, hh, ww]), &ctx);
         let mut hs = vec![h.clone()];
-        let mut down_steps = vec![DownStep::ConvIn { hw: [hh, ww] }];
-        for level in &self.down {
+        let mut down = Vec::with_capacity(self.down.len());
+        for (i, level) in self.down.iter().enumerate() {
+            let mut blocks = Vec::with_capacity(level.blocks.len());
             for (j, res) in level.blocks.iter().enumerate() {
-                let (next, rc, ac) =
-                    Self::block_forward(res, level.attns.get(j), h, temb.clone(), train);
+                let (next, cache) =
+                    Self::block_forward(v, "down", i, j, res, level.attns.get(j), h, &ctx);
                 h = next;
                 hs.push(h.clone());
-                down_steps.push(DownStep::Block { res: rc, attn: ac });
+                blocks.push(cache);
             }
+            let mut downsample = None;
             if let Some(ds) = &level.downsample {
-                let [_, _, h_, w_] = h.dims();
-                h = ds.forward(h);
+                let (next, hw) = v.child(&format_args!("down.{i}.downsample"), ds, h, &ctx);
+                h = next;
                 hs.push(h.clone());
-                down_steps.push(DownStep::Down { hw: [h_, w_] });
+                downsample = Some(hw);
             }
+            down.push(DownLevelCache { blocks, downsample });
         }
-        let (h1, m1) = self.mid1.forward_cached(h, temb.clone(), train);
-        let (h2, ma) = self.mid_attn.forward_cached(h1);
-        let (mut h, m2) = self.mid2.forward_cached(h2, temb.clone(), train);
-        let mut up_steps = Vec::new();
-        for level in &self.up {
+        let (mut h, mid) = self.mid().forward_visit(h, &ctx, v);
+        let mut up = Vec::with_capacity(self.up.len());
+        for (k, level) in self.up.iter().enumerate() {
+            let mut blocks = Vec::with_capacity(level.blocks.len());
             for (j, res) in level.blocks.iter().enumerate() {
                 let skip = hs.pop().expect("skip bookkeeping");
-                let (h_channels, skip_channels) = (h.dims()[1], skip.dims()[1]);
-                let (next, rc, ac) = Self::block_forward(
+                let h_channels = h.dims()[1];
+                let (next, cache) = Self::block_forward(
+                    v,
+                    "up",
+                    k,
+                    j,
                     res,
                     level.attns.get(j),
                     Tensor::cat(vec![h, skip], 1),
-                    temb.clone(),
-                    train,
+                    &ctx,
                 );
                 h = next;
-                up_steps.push(UpStep::Block {
-                    skip_channels,
-                    h_channels,
-                    res: rc,
-                    attn: ac,
-                });
+                blocks.push((h_channels, cache));
             }
+            let mut upsample = None;
             if let Some(us) = &level.upsample {
-                h = us.forward(h);
-                up_steps.push(UpStep::Up);
+                let (next, cache) = v.child(&format_args!("up.{k}.upsample"), us, h, &ctx);
+                h = next;
+                upsample = Some(cache);
             }
+            up.push(UpLevelCache { blocks, upsample });
         }
-        let [_, _, ho, wo] = h.dims();
-        let (out_act, out_norm) = self.norm_out.forward_cached(h);
-        let out = self.conv_out.forward(silu(out_act.clone()));
+        let (out, head) = self.head().forward_visit(h, &ctx, v);
         let cache = UnetCache {
-            down: down_steps,
-            mid: (m1, ma, m2),
-            up: up_steps,
-            out_norm,
-            out_act,
-            out_hw: [ho, wo],
+            conv_in,
+            down,
+            mid,
+            up,
+            head,
         };
         (out.reshape([b, c * hh * ww]), cache)
     }
+}
+
+impl Vjp<Tensor<2>> for Unet {
+    type Output = Tensor<2>;
+    type Cache = UnetCache;
 
     /// gᵀ·∂g(x)/∂x, flat `[B, C·H·W]`.
-    pub fn vjp(&self, cache: &UnetCache, g: Tensor<2>) -> Tensor<2> {
+    fn vjp(&self, cache: &UnetCache, g: Tensor<2>) -> Tensor<2> {
         let [c, hh, ww] = self.image_shape;
         let b = g.dims()[0];
-        let g = self.conv_out.vjp(g.reshape([b, c, hh, ww]), cache.out_hw);
-        let mut g = self
-            .norm_out
-            .vjp(&cache.out_norm, silu_vjp(cache.out_act.clone(), g));
+        let mut g = self.head().vjp(&cache.head, g.reshape([b, c, hh, ww]));
         // Up path in reverse; collect the skip cotangents in the order the skips were popped, reversed.
         let mut g_skips: Vec<Tensor<4>> = Vec::new();
-        let mut steps = cache.up.iter().rev();
-        for level in self.up.iter().rev() {
-            if let Some(us) = &level.upsample {
-                let step = steps.next().expect("up cache");
-                debug_assert!(matches!(step, UpStep::Up));
-                g = us.vjp(g);
-            }
-            for (j, res) in level.blocks.iter().enumerate().rev() {
-                let Some(UpStep::Block {
-                    skip_channels,
-                    h_channels,
-                    res: rc,
-                    attn: ac,
-                }) = steps.next()
-                else {
-                    panic!("UNet cache does not match the network (up path)");
-                };
-                let g_cat = Self::block_vjp(res, level.attns.get(j), rc, ac, g);
+        for (level, lc) in self.up.iter().zip(&cache.up).rev() {
+            g = level.upsample.vjp(&lc.upsample, g);
+            for (j, (res, (h_channels, bc))) in
+                level.blocks.iter().zip(&lc.blocks).enumerate().rev()
+            {
+                let g_cat = Self::block_vjp(res, level.attns.get(j), bc, g);
                 let (g_h, g_skip) = concat_channels_vjp(g_cat, *h_channels);
-                debug_assert_eq!(g_skip.dims()[1], *skip_channels);
                 g = g_h;
                 g_skips.push(g_skip);
             }
         }
-        let (m1, ma, m2) = &cache.mid;
-        g = self.mid2.vjp(m2, g);
-        g = self.mid_attn.vjp(ma, g);
-        g = self.mid1.vjp(m1, g);
+        g = self.mid().vjp(&cache.mid, g);
         // Down path in reverse: each step's output was a skip, so its cotangent is the sum.
-        let mut steps = cache.down.iter().rev();
-        for level in self.down.iter().rev() {
-            if let Some(ds) = &level.downsample {
+        for (level, lc) in self.down.iter().zip(&cache.down).rev() {
+            if let Some((ds, hw)) = level.downsample.as_ref().zip(lc.downsample.as_ref()) {
                 g = g + g_skips.pop().expect("skip cotangent");
-                let Some(DownStep::Down { hw }) = steps.next() else {
-                    panic!("UNet cache does not match the network (downsample)");
-                };
-                g = ds.vjp(g, *hw);
+                g = ds.vjp(hw, g);
             }
-            for (j, res) in level.blocks.iter().enumerate().rev() {
+            for (j, (res, bc)) in level.blocks.iter().zip(&lc.blocks).enumerate().rev() {
                 g = g + g_skips.pop().expect("skip cotangent");
-                let Some(DownStep::Block { res: rc, attn: ac }) = steps.next() else {
-                    panic!("UNet cache does not match the network (down path)");
-                };
-                g = Self::block_vjp(res, level.attns.get(j), rc, ac, g);
+                g = Self::block_vjp(res, level.attns.get(j), bc, g);
             }
         }
         g = g + g_skips.pop().expect("skip cotangent of conv_in");
-        let Some(DownStep::ConvIn { hw }) = steps.next() else {
-            panic!("UNet cache does not match the network (conv_in)");
-        };
         debug_assert!(g_skips.is_empty());
-        self.conv_in.vjp(g, *hw).reshape([b, c * hh * ww])
+        self.conv_in
+            .vjp(&cache.conv_in, g)
+            .reshape([b, c * hh * ww])
     }
 }

@@ -1,6 +1,7 @@
 //! 2-D convolution, square kernel, symmetric padding. Its input VJP is the transposed
 //! convolution with the same weight, which Burn differentiates with respect to that weight.
 
+use crate::vjp::{Layer, Visitor, Vjp};
 use burn::module::{Module, Param};
 use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
@@ -54,11 +55,24 @@ impl Conv2d {
     pub fn output_size(&self, n: usize) -> usize {
         (n + 2 * self.padding - self.kernel()) / self.stride + 1
     }
+}
 
-    /// gᵀ·∂y/∂x: transposed convolution with the same weight. `input_hw` is the forward input's
-    /// spatial size; with stride > 1 several input sizes map to one output size, and
-    /// `padding_out` restores the right one (the formula Burn's own conv2d backward uses).
-    pub fn vjp(&self, grad_out: Tensor<4>, input_hw: [usize; 2]) -> Tensor<4> {
+/// The cache is the input's spatial size.
+impl<C> Layer<Tensor<4>, C> for Conv2d {
+    fn forward_visit<V: Visitor>(&self, x: Tensor<4>, _: &C, _: &mut V) -> (Tensor<4>, [usize; 2]) {
+        let [_, _, h, w] = x.dims();
+        (self.forward(x), [h, w])
+    }
+}
+
+impl Vjp<Tensor<4>> for Conv2d {
+    type Output = Tensor<4>;
+    type Cache = [usize; 2];
+
+    /// gᵀ·∂y/∂x: transposed convolution with the same weight. With stride > 1 several input sizes
+    /// map to one output size, and `padding_out` restores the cached one (the formula Burn's own
+    /// conv2d backward uses).
+    fn vjp(&self, input_hw: &[usize; 2], grad_out: Tensor<4>) -> Tensor<4> {
         let [_, _, ho, wo] = grad_out.dims();
         let (s, p, k) = (self.stride, self.padding, self.kernel());
         let pad_out = |n_in: usize, n_out: usize| n_in + 2 * p - ((n_out - 1) * s + k);

@@ -10,7 +10,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 /// DDPM sinusoidal embedding of integer levels: [sin(t·f_i), cos(t·f_i)], f_i = 10000^(−i/(d/2−1)).
 pub fn sinusoidal_embedding(t: Tensor<1, Int>, dim: usize) -> Tensor<2> {
     assert!(
-        dim % 2 == 0 && dim >= 4,
+        dim.is_multiple_of(2) && dim >= 4,
         "sinusoidal embedding needs an even dim ≥ 4, got {dim}"
     );
     let device = t.device();

@@ -1,5 +1,6 @@
 //! Affine map y = x W + b over the last dimension (W stored `[in, out]`, Burn's layout).
 
+use crate::vjp::{Layer, Visitor, Vjp};
 use burn::module::{Module, Param};
 use burn::tensor::{Device, Tensor, module::linear};
 
@@ -31,9 +32,20 @@ impl Linear {
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         linear(x, self.weight.val(), self.bias.as_ref().map(|b| b.val()))
     }
+}
 
+/// Any rank; the map acts on the last dimension.
+impl<const D: usize> Vjp<Tensor<D>> for Linear {
+    type Output = Tensor<D>;
+    type Cache = ();
     /// gᵀ·∂y/∂x = g Wᵀ (the bias does not depend on x).
-    pub fn vjp<const D: usize>(&self, grad_out: Tensor<D>) -> Tensor<D> {
+    fn vjp(&self, _: &(), grad_out: Tensor<D>) -> Tensor<D> {
         grad_out.matmul(self.weight.val().transpose().unsqueeze::<D>())
+    }
+}
+
+impl<const D: usize, C> Layer<Tensor<D>, C> for Linear {
+    fn forward_visit<V: Visitor>(&self, x: Tensor<D>, _: &C, _: &mut V) -> (Tensor<D>, ()) {
+        (self.forward(x), ())
     }
 }

@@ -3,6 +3,7 @@
 //! For a normalized group x̂ = (x − μ)/s with s = √(var + ε) and y = γ x̂ + β, the VJP is
 //! ∂x = (∂x̂ − mean(∂x̂) − x̂ ⊙ mean(∂x̂ ⊙ x̂)) / s with ∂x̂ = γ ⊙ ∂y.
 
+use crate::vjp::{Layer, Visitor, Vjp};
 use burn::module::{Module, Param};
 use burn::nn::Initializer;
 use burn::tensor::{Device, Tensor};
@@ -43,7 +44,7 @@ pub struct GroupNorm {
 impl GroupNorm {
     pub fn new(groups: usize, channels: usize, device: &Device) -> Self {
         assert!(
-            channels % groups == 0,
+            channels.is_multiple_of(groups),
             "GroupNorm: {channels} channels are not divisible into {groups} groups"
         );
         GroupNorm {
@@ -59,7 +60,18 @@ impl GroupNorm {
         xhat * self.gamma.val().reshape([1, c, 1, 1]) + self.beta.val().reshape([1, c, 1, 1])
     }
 
-    pub fn forward_cached(&self, x: Tensor<4>) -> (Tensor<4>, NormCache<3>) {
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_cached(x, &()).0
+    }
+}
+
+impl<C> Layer<Tensor<4>, C> for GroupNorm {
+    fn forward_visit<V: Visitor>(
+        &self,
+        x: Tensor<4>,
+        _: &C,
+        _: &mut V,
+    ) -> (Tensor<4>, NormCache<3>) {
         let [b, c, h, w] = x.dims();
         let (xhat, rstd) = normalize_last(
             x.reshape([b, self.groups, (c / self.groups) * h * w]),
@@ -68,12 +80,12 @@ impl GroupNorm {
         let y = self.affine(xhat.clone().reshape([b, c, h, w]));
         (y, NormCache { xhat, rstd })
     }
+}
 
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.forward_cached(x).0
-    }
-
-    pub fn vjp(&self, cache: &NormCache<3>, grad_out: Tensor<4>) -> Tensor<4> {
+impl Vjp<Tensor<4>> for GroupNorm {
+    type Output = Tensor<4>;
+    type Cache = NormCache<3>;
+    fn vjp(&self, cache: &NormCache<3>, grad_out: Tensor<4>) -> Tensor<4> {
         let [b, c, h, w] = grad_out.dims();
         let dxhat = (grad_out * self.gamma.val().reshape([1, c, 1, 1])).reshape([
             b,
@@ -101,17 +113,28 @@ impl LayerNorm {
         }
     }
 
-    pub fn forward_cached(&self, x: Tensor<2>) -> (Tensor<2>, NormCache<2>) {
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.forward_cached(x, &()).0
+    }
+}
+
+impl<C> Layer<Tensor<2>, C> for LayerNorm {
+    fn forward_visit<V: Visitor>(
+        &self,
+        x: Tensor<2>,
+        _: &C,
+        _: &mut V,
+    ) -> (Tensor<2>, NormCache<2>) {
         let (xhat, rstd) = normalize_last(x, self.epsilon);
         let y = xhat.clone() * self.gamma.val().unsqueeze::<2>() + self.beta.val().unsqueeze::<2>();
         (y, NormCache { xhat, rstd })
     }
+}
 
-    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        self.forward_cached(x).0
-    }
-
-    pub fn vjp(&self, cache: &NormCache<2>, grad_out: Tensor<2>) -> Tensor<2> {
+impl Vjp<Tensor<2>> for LayerNorm {
+    type Output = Tensor<2>;
+    type Cache = NormCache<2>;
+    fn vjp(&self, cache: &NormCache<2>, grad_out: Tensor<2>) -> Tensor<2> {
         normalize_last_vjp(cache, grad_out * self.gamma.val().unsqueeze::<2>())
     }
 }

@@ -3,6 +3,7 @@
 //! reshape/expand/sum so that every op stays on the well-trodden differentiable path.
 
 use super::conv::Conv2d;
+use crate::vjp::{Layer, Named, Visitor, Vjp};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,42 @@ pub fn avg_pool2(x: Tensor<4>) -> Tensor<4> {
 /// VJP of the 2×2 average pool: spread each gradient over its block, divided by 4.
 pub fn avg_pool2_vjp(g: Tensor<4>) -> Tensor<4> {
     upsample_nearest2(g).div_scalar(4.0)
+}
+
+/// Nearest-neighbour ×2 upsampling as a layer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NearestUpsample2;
+
+impl Vjp<Tensor<4>> for NearestUpsample2 {
+    type Output = Tensor<4>;
+    type Cache = ();
+    fn vjp(&self, _: &(), g: Tensor<4>) -> Tensor<4> {
+        upsample_nearest2_vjp(g)
+    }
+}
+
+impl<C> Layer<Tensor<4>, C> for NearestUpsample2 {
+    fn forward_visit<V: Visitor>(&self, x: Tensor<4>, _: &C, _: &mut V) -> (Tensor<4>, ()) {
+        (upsample_nearest2(x), ())
+    }
+}
+
+/// 2×2 average pooling as a layer.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AvgPool2;
+
+impl Vjp<Tensor<4>> for AvgPool2 {
+    type Output = Tensor<4>;
+    type Cache = ();
+    fn vjp(&self, _: &(), g: Tensor<4>) -> Tensor<4> {
+        avg_pool2_vjp(g)
+    }
+}
+
+impl<C> Layer<Tensor<4>, C> for AvgPool2 {
+    fn forward_visit<V: Visitor>(&self, x: Tensor<4>, _: &C, _: &mut V) -> (Tensor<4>, ()) {
+        (avg_pool2(x), ())
+    }
 }
 
 /// Splits the cotangent of `cat([a, b], dim=1)` back into the parts for `a` (first `channels_a`
@@ -79,15 +116,34 @@ impl Downsample {
     }
 
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_cached(x, &()).0
+    }
+}
+
+/// The cache is the input's spatial size (the strided conv's VJP needs it).
+impl<C> Layer<Tensor<4>, C> for Downsample {
+    fn forward_visit<V: Visitor>(
+        &self,
+        x: Tensor<4>,
+        ctx: &C,
+        v: &mut V,
+    ) -> (Tensor<4>, [usize; 2]) {
         match &self.conv {
-            Some(conv) => conv.forward(x),
-            None => avg_pool2(x),
+            Some(conv) => v.child(&"conv", conv, x, ctx),
+            None => {
+                let [_, _, h, w] = x.dims();
+                (avg_pool2(x), [h, w])
+            }
         }
     }
+}
 
-    pub fn vjp(&self, g: Tensor<4>, input_hw: [usize; 2]) -> Tensor<4> {
+impl Vjp<Tensor<4>> for Downsample {
+    type Output = Tensor<4>;
+    type Cache = [usize; 2];
+    fn vjp(&self, input_hw: &[usize; 2], g: Tensor<4>) -> Tensor<4> {
         match &self.conv {
-            Some(conv) => conv.vjp(g, input_hw),
+            Some(conv) => conv.vjp(input_hw, g),
             None => avg_pool2_vjp(g),
         }
     }
@@ -106,12 +162,30 @@ impl Upsample {
         }
     }
 
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.conv.forward(upsample_nearest2(x))
+    fn graph(&self) -> crate::Seq![NearestUpsample2, Named<&Conv2d>] {
+        crate::seq![NearestUpsample2, Named("conv", &self.conv)]
     }
 
-    pub fn vjp(&self, g: Tensor<4>) -> Tensor<4> {
-        let [_, _, h, w] = g.dims();
-        upsample_nearest2_vjp(self.conv.vjp(g, [h, w]))
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        self.forward_cached(x, &()).0
+    }
+}
+
+impl<C> Layer<Tensor<4>, C> for Upsample {
+    fn forward_visit<V: Visitor>(
+        &self,
+        x: Tensor<4>,
+        ctx: &C,
+        v: &mut V,
+    ) -> (Tensor<4>, Self::Cache) {
+        self.graph().forward_visit(x, ctx, v)
+    }
+}
+
+impl Vjp<Tensor<4>> for Upsample {
+    type Output = Tensor<4>;
+    type Cache = ((), [usize; 2]);
+    fn vjp(&self, cache: &Self::Cache, g: Tensor<4>) -> Tensor<4> {
+        self.graph().vjp(cache, g)
     }
 }
