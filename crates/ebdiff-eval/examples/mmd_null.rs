@@ -6,8 +6,14 @@ use ebdiff_data::ExactTarget2d;
 use ebdiff_eval::mmd2_rbf;
 
 fn main() {
-    let args: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("a count")).collect();
-    let (n, pairs) = (args.first().copied().unwrap_or(2000), args.get(1).copied().unwrap_or(100));
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("a count"))
+        .collect();
+    let (n, pairs) = (
+        args.first().copied().unwrap_or(2000),
+        args.get(1).copied().unwrap_or(100),
+    );
     for target in [
         ExactTarget2d::ring_times_bar(),
         ExactTarget2d::blob_mixture(),
@@ -24,7 +30,10 @@ fn main() {
         let mean = v.iter().sum::<f64>() / v.len() as f64;
         let sd = (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt();
         let p95 = v[(0.95 * (v.len() - 1) as f64).round() as usize];
-        println!("{}: n = {n}, {pairs} pairs: MMD² mean {mean:.5}, sd {sd:.5}, 95th percentile {p95:.5}", target.name());
+        println!(
+            "{}: n = {n}, {pairs} pairs: MMD² mean {mean:.5}, sd {sd:.5}, 95th percentile {p95:.5}",
+            target.name()
+        );
     }
 }
 

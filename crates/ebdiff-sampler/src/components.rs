@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// A model a composition can use.
+/// A model a composition can use. (A handful live per sampling run: their size does not matter.)
+#[allow(clippy::large_enum_variant)]
 pub enum Component {
     /// A trained network (`num_classes` from its config: labels are checked against it;
     /// `run_dir`, when known, caches its mixture normalizers in `<run_dir>/normalizers/`).

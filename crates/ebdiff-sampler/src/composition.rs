@@ -2,8 +2,8 @@
 //!
 //! * product      f = Σ wᵢ fᵢ,                     s = Σ wᵢ sᵢ        (negative wᵢ: negation)
 //! * guidance     f = f_∅ + w Σᵢ (f_{yᵢ} − f_∅)    (classifier-free / composable guidance; a product)
-//! * mixture      f = (1/β) LSE_i(log πᵢ + β fᵢ),  s = Σ rᵢ sᵢ, r = softmax(log π + β f)
-//!                (β = 1: the exact mixture; larger β sharpens towards the max)
+//! * mixture      f = (1/β) LSE_i(log πᵢ + β fᵢ),  s = Σ rᵢ sᵢ, r = softmax(log π + β f);
+//!   β = 1 is the exact mixture, a larger β sharpens towards the max
 //! * classifier   f + λ log p(y | x, t): a product with a classifier target of weight λ.
 //!
 //! A node has a log-density only if all its children do; a mixture needs one for its weights and

@@ -237,13 +237,13 @@ impl SamplerConfig {
         if self.line_points < 2 {
             return err("line_points", "must be ≥ 2 (the two end points)".into());
         }
-        if let Some([lo, hi]) = self.window {
-            if lo > hi || hi >= levels {
-                return err(
-                    "window",
-                    format!("need lo ≤ hi < {levels}, got [{lo}, {hi}]"),
-                );
-            }
+        if let Some([lo, hi]) = self.window
+            && (lo > hi || hi >= levels)
+        {
+            return err(
+                "window",
+                format!("need lo ≤ hi < {levels}, got [{lo}, {hi}]"),
+            );
         }
         if let Some(r) = self.respace
             && !(1..=levels).contains(&r)
