@@ -12,12 +12,13 @@ use burn::tensor::Device;
 use clap::{Args, ValueEnum};
 use ebdiff_core::BackendKind;
 use ebdiff_data::image::ImageDataConfig;
+use ebdiff_data::io::npz::read_npz;
 use ebdiff_eval::fid::{
     FeatureExtractor, FidConvention, SetFeatures, compare_sets, image_files, load_rgb_images,
 };
 use ebdiff_eval::inception::{DEFAULT_WEIGHTS_DIR, FEATURE_DIM};
 use ebdiff_eval::{
-    KidConfig, model_pixel_to_u8, read_npz, save_features_npz, save_stats_npz_with_features,
+    KidConfig, model_pixel_to_u8, save_features_npz, save_stats_npz_with_features,
     write_image_grid_png,
 };
 use ebdiff_sampler::{Labels, ModelTarget, SamplerKind};

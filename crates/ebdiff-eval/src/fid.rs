@@ -128,6 +128,7 @@ impl FeatureExtractor {
 }
 
 /// Statistics of one image set, with its features when kept (KID and precision/recall need them).
+#[derive(Debug, Clone)]
 pub struct SetFeatures {
     pub mu: Vec<f64>,
     pub sigma: Vec<f64>,
@@ -137,41 +138,18 @@ pub struct SetFeatures {
 
 impl SetFeatures {
     /// Statistics (and features when stored) of an `.npz` written by `fid-stats`, pytorch-fid or
-    /// clean-fid: `mu` (2048,), `sigma` (2048, 2048), optional `features` (N, 2048) and `count`.
-    /// The one reader of FID statistics.
+    /// clean-fid (read by [`crate::load_stats_npz`]), checked to be of the FID network's 2048-d
+    /// pool3 features.
     pub fn load(path: &Path) -> Result<Self, String> {
-        let (mu, sigma, dim) = crate::npz::load_stats_npz(path).map_err(|e| e.to_string())?;
-        if dim != FEATURE_DIM {
+        let set = crate::load_stats_npz(path).map_err(|e| e.to_string())?;
+        if set.mu.len() != FEATURE_DIM {
             return Err(format!(
-                "{}: mu has {dim} entries: not statistics of 2048-d pool3 features",
-                path.display()
-            ));
-        }
-        let (arrays, _) = crate::npz::read_arrays(path, |k| k == "features" || k == "count")
-            .map_err(|e| e.to_string())?;
-        let features = arrays
-            .get("features")
-            .map(|f| f.data.iter().map(|&v| v as f32).collect::<Vec<f32>>());
-        if let (Some(f), Some(a)) = (&features, arrays.get("features"))
-            && (a.shape.len() != 2 || a.shape[1] != FEATURE_DIM || f.is_empty())
-        {
-            return Err(format!(
-                "{}: `features` has shape {:?}, expected (N, {FEATURE_DIM})",
+                "{}: mu has {} entries: not statistics of {FEATURE_DIM}-d pool3 features",
                 path.display(),
-                a.shape
+                set.mu.len()
             ));
         }
-        let count = match (&features, arrays.get("count")) {
-            (Some(f), _) => f.len() / FEATURE_DIM,
-            (None, Some(c)) => c.data.first().map_or(0, |&c| c as usize),
-            (None, None) => 0,
-        };
-        Ok(SetFeatures {
-            mu,
-            sigma,
-            count,
-            features,
-        })
+        Ok(set)
     }
 
     pub fn from_features(features: Vec<f32>) -> Self {
