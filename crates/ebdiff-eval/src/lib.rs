@@ -18,7 +18,7 @@ pub mod stats_npz;
 pub mod toy_metrics;
 
 pub use composition_accuracy::{CompositionScore, composition_accuracy};
-pub use distances::{mmd2_rbf, w2_exact};
+pub use distances::{MMD_BANDWIDTHS, mmd2_rbf, w2_exact};
 pub use feature_stats::FeatureStats;
 pub use frechet::{FrechetError, frechet_distance};
 pub use grid::{model_pixel_to_u8, write_image_grid_png};
@@ -30,4 +30,6 @@ pub use scatter::{ScatterSeries, write_scatter_png};
 pub use stats_npz::{
     load_stats_npz, save_features_npz, save_stats_npz, save_stats_npz_with_features,
 };
-pub use toy_metrics::{LogDensityReport, log_density_gap};
+pub use toy_metrics::{
+    LOG_DENSITY_FLOOR, LogDensityReport, MeanLogDensity, log_density_gap, mean_log_density,
+};

@@ -1,6 +1,5 @@
 //! One cell: load what its composition uses, sample, score, write its directory.
 
-use crate::metrics::{MMD_BANDWIDTHS, scored_log_density};
 use crate::output::{SampleOutput, sample_to_dir, write_samples_png};
 use crate::spec::{Cell, EvalConfig, Metric, ScoreMh, exact_target};
 use anyhow::{Context, Result, bail};
@@ -9,7 +8,10 @@ use ebdiff_core::rng::stream;
 use ebdiff_data::image::{ImageDataConfig, ShapesConfig};
 use ebdiff_eval::fid::{FeatureExtractor, FidConvention, SetComparison, SetFeatures, compare_sets};
 use ebdiff_eval::inception::{DEFAULT_WEIGHTS_DIR, FEATURE_DIM};
-use ebdiff_eval::{KidConfig, composition_accuracy, mmd2_rbf, model_pixel_to_u8, w2_exact};
+use ebdiff_eval::{
+    KidConfig, LOG_DENSITY_FLOOR, MMD_BANDWIDTHS, composition_accuracy, mean_log_density, mmd2_rbf,
+    model_pixel_to_u8, w2_exact,
+};
 use ebdiff_sampler::{Component, CompositionSpec, SamplingConfig, Target};
 use ebdiff_trainer::ExperimentConfig;
 use ebdiff_trainer::data::DataConfig;
@@ -265,9 +267,9 @@ pub fn run_cell(
         match metric {
             Metric::LogDensity => {
                 let (t, _) = exact.as_ref().expect("checked when parsed");
-                let (ld, floored) = scored_log_density(t, &samples);
-                m.insert("log_density".into(), ld);
-                m.insert("floored_fraction".into(), floored);
+                let ld = mean_log_density(|p| t.log_density(p), &samples, Some(LOG_DENSITY_FLOOR));
+                m.insert("log_density".into(), ld.mean);
+                m.insert("floored_fraction".into(), ld.floored_fraction);
             }
             Metric::Mmd => {
                 let (_, r) = exact.as_ref().expect("checked when parsed");

@@ -2,13 +2,12 @@
 //! std over seeds per group), SVG plots and index.html linking them and each cell's samples.
 
 use super::cell::{CellResult, STATUS_NA, STATUS_OK};
-use super::metrics::{MMD_BANDWIDTHS, mean_std, scored_log_density};
 use super::plots::{Chart, Series, chart_svg};
 use super::spec::{Cell, SEED_AXIS, Sweep, sanitize};
 use super::{Summary, cell_dir, finished};
 use anyhow::{Context, Result};
 use ebdiff_core::rng::stream;
-use ebdiff_eval::{mmd2_rbf, w2_exact};
+use ebdiff_eval::{LOG_DENSITY_FLOOR, MMD_BANDWIDTHS, mean_log_density, mmd2_rbf, w2_exact};
 use plotters::prelude::SeriesLabelPosition;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -136,6 +135,18 @@ pub fn append_run_log(out: &Path, s: &Summary, wall: f64, jobs: usize) -> Result
     Ok(())
 }
 
+/// Mean and sample standard deviation (0 for one value) of the values of a group's seeds.
+fn mean_std(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (m, var.sqrt())
+}
+
 fn fmt_ms(v: &[f64], p: usize) -> String {
     if v.is_empty() {
         return "–".into();
@@ -255,10 +266,10 @@ fn exact_reference(cells: &[&Cell]) -> Result<Option<Vec<BTreeMap<&'static str, 
                 // The reference the cells are compared with, and an independent exact set.
                 let reference = target.sample(n, &mut stream(seed, "exact-reference"));
                 let own = target.sample(n, &mut stream(seed, "exact-self"));
-                let (ld, floored) = scored_log_density(&target, &own);
+                let ld = mean_log_density(|p| target.log_density(p), &own, Some(LOG_DENSITY_FLOOR));
                 BTreeMap::from([
-                    ("log_density", ld),
-                    ("floored_fraction", floored),
+                    ("log_density", ld.mean),
+                    ("floored_fraction", ld.floored_fraction),
                     ("mmd2", mmd2_rbf(&own, &reference, &MMD_BANDWIDTHS)),
                     ("w2", w2_exact(&own, &reference)),
                 ])
