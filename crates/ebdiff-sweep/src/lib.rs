@@ -13,7 +13,6 @@
 
 pub mod cell;
 pub mod output;
-mod plots;
 pub mod report;
 pub mod spec;
 #[cfg(test)]
