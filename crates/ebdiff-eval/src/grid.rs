@@ -22,7 +22,7 @@ pub fn write_image_grid_png(
         return Err(format!("image grids need 1 or 3 channels, got {c}"));
     }
     let per = c * h * w;
-    if per == 0 || images.len() % per != 0 || images.is_empty() {
+    if per == 0 || !images.len().is_multiple_of(per) || images.is_empty() {
         return Err(format!(
             "{} values are not a whole number of {c}×{h}×{w} images",
             images.len()
