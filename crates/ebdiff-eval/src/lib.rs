@@ -1,6 +1,7 @@
 //! Evaluation: metrics of samples against exactly known targets, distances between sample sets,
 //! composition accuracy on the shapes dataset, feature-based image metrics (FID, KID,
-//! precision/recall) with their statistics files, and plots. Array files are read and written by
+//! precision/recall) with their statistics files, the FID pipelines of `cargo xtask fid`,
+//! `fid-stats` and `eval` ([`pipeline`]), and plots. Array files are read and written by
 //! [`ebdiff_data::io`].
 
 pub mod composition_accuracy;
@@ -12,6 +13,7 @@ pub mod frechet;
 pub mod grid;
 pub mod inception;
 pub mod kid;
+pub mod pipeline;
 pub mod precision_recall;
 pub mod scatter;
 pub mod stats_npz;
@@ -21,7 +23,7 @@ pub use composition_accuracy::{CompositionScore, composition_accuracy};
 pub use distances::{MMD_BANDWIDTHS, mmd2_rbf, w2_exact};
 pub use feature_stats::FeatureStats;
 pub use frechet::{FrechetError, frechet_distance};
-pub use grid::{model_pixel_to_u8, write_image_grid_png};
+pub use grid::{MODEL_PIXEL_QUANTIZATION, model_pixel_to_u8, write_image_grid_png};
 pub use kid::{
     KidConfig, KidEstimate, kernel_inception_distance, kid_from_subsets, polynomial_mmd2_unbiased,
 };
