@@ -1,29 +1,26 @@
-//! FID commands over the eval crate's Inception network:
+//! FID commands over the eval crate's pipelines ([`ebdiff_eval::pipeline`]):
 //! - `cargo xtask fid A B`: FID (and KID, precision/recall) between two image folders or `.npz`
 //!   statistics files;
 //! - `cargo xtask fid-stats --data cifar10-train`: reference statistics of a dataset or folder;
 //! - `cargo xtask eval --checkpoint RUN`: generate with the EMA weights in resumable shards and
 //!   compare with reference statistics.
 //!
-//! Every result JSON records the convention (weights hash, resize, N, sampler, seeds).
+//! Here: arguments, the sampler closure, progress bars and printing. Every result JSON records
+//! the convention (weights hash, resize, N, sampler, seeds).
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::tensor::Device;
 use clap::{Args, ValueEnum};
 use ebdiff_core::BackendKind;
 use ebdiff_data::image::ImageDataConfig;
-use ebdiff_eval::fid::{
-    FeatureExtractor, FidConvention, SetFeatures, compare_sets, image_files, load_rgb_images,
-};
-use ebdiff_eval::inception::{DEFAULT_WEIGHTS_DIR, FEATURE_DIM};
-use ebdiff_eval::{
-    KidConfig, model_pixel_to_u8, read_npz, save_features_npz, save_stats_npz_with_features,
-    write_image_grid_png,
-};
+use ebdiff_eval::KidConfig;
+use ebdiff_eval::fid::{DEFAULT_BATCH, FeatureExtractor};
+use ebdiff_eval::inception::DEFAULT_WEIGHTS_DIR;
+use ebdiff_eval::pipeline::{self, Progress, Reference, ShardPlan};
 use ebdiff_sampler::{Labels, ModelTarget, SamplerKind};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 #[derive(Args)]
@@ -32,12 +29,12 @@ pub struct FeatureOptions {
     #[arg(long, default_value = DEFAULT_WEIGHTS_DIR)]
     weights: PathBuf,
     /// Images per forward pass of the FID network.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = DEFAULT_BATCH)]
     batch: usize,
-    /// KID subsets and subset size (clean-fid / torch-fidelity: 100 × 1000).
-    #[arg(long, default_value_t = 100)]
+    /// KID subsets and subset size (defaults: clean-fid's and torch-fidelity's).
+    #[arg(long, default_value_t = KidConfig::default().subsets)]
     kid_subsets: usize,
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = KidConfig::default().subset_size)]
     kid_subset_size: usize,
 }
 
@@ -50,58 +47,49 @@ impl FeatureOptions {
         KidConfig {
             subsets: self.kid_subsets,
             subset_size: self.kid_subset_size,
-            seed: 0,
+            ..KidConfig::default()
         }
     }
 }
 
-fn bar(len: usize, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} images ({per_sec}, eta {eta})")
-            .expect("static template")
-            .progress_chars("=> "),
-    );
-    bar.set_message(what.to_string());
-    bar
+/// One progress bar per stage of a pipeline, replaced when the stage changes and cleared when
+/// it completes.
+#[derive(Default)]
+struct Bars {
+    current: Option<(String, ProgressBar)>,
 }
 
-/// Features of uint8 images with a progress bar; also returns images/s.
-fn extract(fx: &FeatureExtractor, pixels: &[u8], shape: [usize; 3], what: &str) -> (Vec<f32>, f64) {
-    let n = pixels.len() / shape.iter().product::<usize>();
-    let pb = bar(n, what);
-    let t0 = Instant::now();
-    let f = fx.features_u8(pixels, shape, &mut |done| pb.set_position(done as u64));
-    pb.finish_and_clear();
-    (f, n as f64 / t0.elapsed().as_secs_f64())
-}
+impl Bars {
+    fn show(&mut self, p: Progress) {
+        if self
+            .current
+            .as_ref()
+            .is_none_or(|(stage, _)| stage != p.stage)
+        {
+            self.finish();
+            let bar = ProgressBar::new(p.total as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {pos}/{len} images ({per_sec}, eta {eta})",
+                )
+                .expect("static template")
+                .progress_chars("=> "),
+            );
+            bar.set_message(p.stage.to_string());
+            self.current = Some((p.stage.to_string(), bar));
+        }
+        let (_, bar) = self.current.as_ref().expect("set above");
+        bar.set_position(p.done as u64);
+        if p.done >= p.total {
+            self.finish();
+        }
+    }
 
-fn load_stats(path: &Path) -> Result<SetFeatures> {
-    SetFeatures::load(path).map_err(anyhow::Error::msg)
-}
-
-/// A folder of images or an `.npz` of statistics; returns the set and images/s (folders only).
-fn load_set(
-    path: &Path,
-    fx: &FeatureExtractor,
-    limit: Option<usize>,
-) -> Result<(SetFeatures, Option<f64>)> {
-    if path.is_file() {
-        return Ok((load_stats(path)?, None));
+    fn finish(&mut self) {
+        if let Some((_, bar)) = self.current.take() {
+            bar.finish_and_clear();
+        }
     }
-    if !path.is_dir() {
-        bail!(
-            "{} is neither an image folder nor an .npz statistics file",
-            path.display()
-        );
-    }
-    let mut files = image_files(path).map_err(anyhow::Error::msg)?;
-    if let Some(l) = limit {
-        files.truncate(l);
-    }
-    let (pixels, shape) = load_rgb_images(&files).map_err(anyhow::Error::msg)?;
-    let (features, rate) = extract(fx, &pixels, shape, &path.display().to_string());
-    Ok((SetFeatures::from_features(features), Some(rate)))
 }
 
 #[derive(Args)]
@@ -121,40 +109,37 @@ pub struct FidArgs {
 }
 
 pub fn fid(args: FidArgs, backend: BackendKind) -> Result<()> {
-    // Check both before spending minutes on the first.
-    for p in [&args.reference, &args.evaluated] {
-        if !p.exists() {
-            bail!(
-                "{} does not exist (expected an image folder or an .npz)",
-                p.display()
-            );
-        }
-    }
+    let kid = args.features.kid();
     let device = backend.device().map_err(anyhow::Error::msg)?;
     let fx = args.features.extractor(device)?;
-    let (a, rate_a) = load_set(&args.reference, &fx, args.limit)?;
-    let (b, rate_b) = load_set(&args.evaluated, &fx, args.limit)?;
-    let cmp = compare_sets(&a, &b, &args.features.kid())?;
+    let mut bars = Bars::default();
+    let record = pipeline::compare_paths(
+        &args.reference,
+        &args.evaluated,
+        args.limit,
+        &fx,
+        &kid,
+        &mut |p| bars.show(p),
+    )?;
+    let cmp = &record.metrics;
     println!("FID {:.9}", cmp.fid);
-    if let (Some(k), Some(s)) = (cmp.kid_mean, cmp.kid_std) {
-        println!("KID {k:.6} ± {s:.6}");
+    if let Some(k) = cmp.kid_summary(&kid) {
+        println!("KID {k}");
     }
     if let (Some(p), Some(r)) = (cmp.precision, cmp.recall) {
         println!("precision {p:.4}  recall {r:.4}");
     }
-    for (path, rate) in [(&args.reference, rate_a), (&args.evaluated, rate_b)] {
+    let rates = record.files.as_ref().map(|f| f.images_per_second);
+    for (path, rate) in [&args.reference, &args.evaluated]
+        .into_iter()
+        .zip(rates.unwrap_or_default())
+    {
         if let Some(r) = rate {
             println!("{}: {r:.2} images/s", path.display());
         }
     }
-    if let Some(out) = args.out {
-        let result = json!({
-            "reference": args.reference, "evaluated": args.evaluated, "limit": args.limit,
-            "metrics": cmp, "images_per_second": [rate_a, rate_b],
-            "convention": FidConvention::new(fx.provenance(), &args.features.kid()),
-        });
-        std::fs::write(&out, serde_json::to_string_pretty(&result)?)
-            .with_context(|| format!("cannot write {}", out.display()))?;
+    if let Some(out) = &args.out {
+        pipeline::write_record(out, &record)?;
     }
     Ok(())
 }
@@ -207,50 +192,28 @@ pub fn fid_stats(args: FidStatsArgs, backend: BackendKind) -> Result<()> {
     let device = backend.device().map_err(anyhow::Error::msg)?;
     let fx = args.features.extractor(device)?;
     let t0 = Instant::now();
+    let mut bars = Bars::default();
     let (set, source) = match (args.data, &args.folder) {
         (Some(d), _) => {
             let (cfg, shape) = d.config();
-            let mut ds = cfg.build(shape, true)?;
-            let n = args.limit.unwrap_or(ds.len()).min(ds.len());
-            ds.images.truncate(n * ds.pixels_per_image());
-            let (f, _) = extract(&fx, &ds.images, shape, &format!("{d:?}"));
-            (SetFeatures::from_features(f), format!("{d:?}"))
+            let name = format!("{d:?}");
+            let set =
+                pipeline::dataset_set(&cfg, shape, args.limit, &fx, &name, &mut |p| bars.show(p))?;
+            (set, name)
         }
         (None, Some(folder)) => (
-            load_set(folder, &fx, args.limit)?.0,
+            pipeline::load_set(folder, &fx, args.limit, &mut |p| bars.show(p))?.0,
             folder.display().to_string(),
         ),
-        (None, None) => unreachable!("clap requires one"),
+        (None, None) => bail!("pass --data DATASET or --folder DIR"),
     };
-    write_reference(&args.out, &set, &source, &fx, &args.features.kid())?;
+    pipeline::write_reference(&args.out, &set, &source, &fx, &args.features.kid())?;
     println!(
         "{} images of {source} → {} ({:.0} s)",
         set.count,
         args.out.display(),
         t0.elapsed().as_secs_f64()
     );
-    Ok(())
-}
-
-fn write_reference(
-    out: &Path,
-    set: &SetFeatures,
-    source: &str,
-    fx: &FeatureExtractor,
-    kid: &KidConfig,
-) -> Result<()> {
-    if let Some(dir) = out.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    save_stats_npz_with_features(out, &set.mu, &set.sigma, set.features.as_deref())?;
-    let note = json!({
-        "source": source, "count": set.count,
-        "convention": FidConvention::new(fx.provenance(), kid),
-    });
-    std::fs::write(
-        out.with_extension("json"),
-        serde_json::to_string_pretty(&note)?,
-    )?;
     Ok(())
 }
 
@@ -299,26 +262,22 @@ pub fn eval(args: EvalArgs, backend: BackendKind) -> Result<()> {
     let fx = args.features.extractor(device.clone())?;
     let kid = args.features.kid();
 
-    let reference_path = match &args.reference {
-        Some(p) => p.clone(),
+    let reference = match &args.reference {
+        Some(p) => Reference::Stats(p.clone()),
         None => {
+            let ebdiff_trainer::data::DataConfig::Image(data) = &cfg.data else {
+                bail!("the run's [data] is not an image dataset; pass --ref");
+            };
             let limit = args.reference_limit.map_or("all".into(), |n| n.to_string());
-            let path = args.checkpoint.join(format!("eval/reference-{limit}.npz"));
-            if !path.is_file() {
-                let ebdiff_trainer::data::DataConfig::Image(data) = &cfg.data else {
-                    bail!("the run's [data] is not an image dataset; pass --ref");
-                };
-                let mut ds = data.build(shape, true)?;
-                let n = args.reference_limit.unwrap_or(ds.len()).min(ds.len());
-                ds.images.truncate(n * ds.pixels_per_image());
-                let (f, _) = extract(&fx, &ds.images, shape, "reference (training data)");
-                let source = format!("{} [data] of {}", n, args.checkpoint.display());
-                write_reference(&path, &SetFeatures::from_features(f), &source, &fx, &kid)?;
+            Reference::Data {
+                data,
+                shape,
+                limit: args.reference_limit,
+                cache: args.checkpoint.join(format!("eval/reference-{limit}.npz")),
+                owner: args.checkpoint.display().to_string(),
             }
-            path
         }
     };
-    let reference = load_stats(&reference_path)?;
 
     let steps = args
         .steps
@@ -339,76 +298,50 @@ pub fn eval(args: EvalArgs, backend: BackendKind) -> Result<()> {
             .to_lowercase(),
         )
     });
-    std::fs::create_dir_all(&out)?;
     let classes = cfg.model.num_classes;
-    let shards = args.samples.div_ceil(args.shard_size.max(1));
-    let pb = bar(args.samples, "generating + features");
-    let t0 = Instant::now();
-    let mut generated_here = 0usize;
-    let mut features = Vec::with_capacity(args.samples * FEATURE_DIM);
-    for k in 0..shards {
-        let start = k * args.shard_size;
-        let n = args.shard_size.min(args.samples - start);
-        let path = out.join(format!("shard-{k:05}.npz"));
-        let shard_features = match read_npz(&path)
-            .ok()
-            .and_then(|a| a.get("features").cloned())
-        {
-            Some(f) if f.shape == [n, FEATURE_DIM] => f.data.iter().map(|&v| v as f32).collect(),
-            _ => {
-                sampling.seed = args.seed + k as u64;
-                sampling.count = n;
-                // Class-conditional models: labels cycle through the classes by global index.
-                let target = ModelTarget {
-                    model: &model,
-                    schedule: &full_schedule,
-                    labels: classes.map_or(Labels::None, |c| {
-                        Labels::PerExample((start..start + n).map(|i| i % c).collect())
-                    }),
-                };
-                let x =
-                    ebdiff_sampler::sample(&sampling, &target, &full_schedule, &device, |_| {})?
-                        .samples_vec();
-                // To uint8 as if saved as PNG (EDM's convention), then to the network.
-                let pixels: Vec<u8> = x.iter().map(|&v| model_pixel_to_u8(v)).collect();
-                if k == 0 {
-                    let per: usize = shape.iter().product();
-                    let first = &x[..n.min(100) * per];
-                    write_image_grid_png(&out.join("samples.png"), first, shape, 10)
-                        .map_err(anyhow::Error::msg)?;
-                }
-                let f = fx.features_u8(&pixels, shape, &mut |_| {});
-                save_features_npz(&path, &f, FEATURE_DIM)?;
-                generated_here += n;
-                f
-            }
-        };
-        features.extend(shard_features);
-        pb.set_position((start + n) as u64);
-    }
-    pb.finish_and_clear();
-    let seconds = t0.elapsed().as_secs_f64();
-    let evaluated = SetFeatures::from_features(features);
-    let cmp = compare_sets(&reference, &evaluated, &kid)?;
-    let result = json!({
+    let generator = json!({
         "checkpoint": args.checkpoint,
         "weights": "ema",
         "sampler": args.sampler.name(),
         "sampling": sampling.sampler,
         "steps": steps,
-        "samples": args.samples,
-        "seeds": format!("{}..{} (shard k of {} images uses seed {} + k)",
-            args.seed, args.seed + shards as u64 - 1, args.shard_size, args.seed),
         "labels": classes.map(|c| format!("image i gets class i mod {c}")),
-        "quantization": "uint8 ((x + 1) * 127.5, rounded)",
-        "reference": reference_path, "reference_count": reference.count,
-        "metrics": cmp,
-        "generated_in_this_run": generated_here,
-        "seconds_in_this_run": seconds,
-        "convention": FidConvention::new(fx.provenance(), &kid),
     });
-    let result_path = out.join("result.json");
-    std::fs::write(&result_path, serde_json::to_string_pretty(&result)?)?;
+    let serde_json::Value::Object(generator) = generator else {
+        unreachable!("json! of an object literal")
+    };
+    let plan = ShardPlan {
+        dir: out,
+        samples: args.samples,
+        shard_size: args.shard_size,
+        seed: args.seed,
+        shape,
+    };
+    let mut bars = Bars::default();
+    let (record, result_path) = pipeline::evaluate_generator(
+        &plan,
+        reference,
+        &fx,
+        &kid,
+        generator,
+        |_shard, start, count, seed| {
+            sampling.seed = seed;
+            sampling.count = count;
+            // Class-conditional models: labels cycle through the classes by global index.
+            let target = ModelTarget {
+                model: &model,
+                schedule: &full_schedule,
+                labels: classes.map_or(Labels::None, |c| {
+                    Labels::PerExample((start..start + count).map(|i| i % c).collect())
+                }),
+            };
+            let run = ebdiff_sampler::sample(&sampling, &target, &full_schedule, &device, |_| {})
+                .map_err(|e| e.to_string())?;
+            Ok(run.samples_vec())
+        },
+        &mut |p| bars.show(p),
+    )?;
+    let cmp = &record.metrics;
     let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
     println!(
         "FID {:.4} ({} generated vs {} reference); KID {}; precision {} recall {} → {}",

@@ -1,9 +1,10 @@
 //! Data for ebdiff. The 2-D toys have exact samplers and exact log-densities, so that sample
 //! quality can be measured against the truth; `target2d` composes them into the exact targets of
 //! the paper's product, mixture and negation demos. `image` loads and batches the image datasets.
+//! `io` reads and writes the array and object files every crate uses (`.npy`, `.npz`, pickle).
 
 pub mod image;
-pub mod pickle;
+pub mod io;
 pub mod target2d;
 pub mod toy2d;
 

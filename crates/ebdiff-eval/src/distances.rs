@@ -5,7 +5,7 @@ const DIM: usize = 2;
 
 fn points(name: &str, flat: &[f32]) -> Vec<[f64; 2]> {
     assert!(
-        flat.len() % DIM == 0,
+        flat.len().is_multiple_of(DIM),
         "{name}: length {} is not a multiple of {DIM}",
         flat.len()
     );
@@ -17,6 +17,10 @@ fn points(name: &str, flat: &[f32]) -> Vec<[f64; 2]> {
 fn dist2(a: [f64; 2], b: [f64; 2]) -> f64 {
     (a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)
 }
+
+/// The bandwidths the toy metrics use with [`mmd2_rbf`] (sweeps and their reports): from below the
+/// toys' mode width (σ = 0.075) to ring scale.
+pub const MMD_BANDWIDTHS: [f64; 4] = [0.025, 0.05, 0.1, 0.2];
 
 /// Unbiased MMD² between the laws of `a` and `b` (flat `[n, 2]`, `[m, 2]`, n, m ≥ 2) with the
 /// kernel k(x, y) = Σ_h exp(−‖x − y‖² / (2h²)) over `bandwidths`. Being unbiased, it can be

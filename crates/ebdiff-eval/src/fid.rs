@@ -1,15 +1,31 @@
-//! FID, KID and precision/recall of image sets with the FID Inception network, and the record of
-//! the convention every result file carries (so a number can be compared with a published one).
+//! FID, KID and precision/recall of image sets with the FID Inception network, the record of
+//! the convention every result file carries (so a number can be compared with a published one),
+//! and the one result record ([`FidRecord`]) every FID command and sweep cell writes.
 
 use crate::inception::{
     FEATURE_DIM, InceptionError, InceptionV3, WeightsProvenance, load_inception,
 };
 use crate::{
-    FeatureStats, KidConfig, PR_NEIGHBOURHOOD, frechet_distance, kernel_inception_distance,
+    FeatureStats, KidConfig, KidEstimate, PR_NEIGHBOURHOOD, frechet_distance,
+    kernel_inception_distance,
 };
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+
+/// Images per forward pass of the FID network unless a caller says otherwise.
+pub const DEFAULT_BATCH: usize = 50;
+
+/// `shape` as the `[c, h, w]` of images the FID network takes (1 or 3 channels), or why not.
+pub fn fid_image_shape(shape: &[usize]) -> Result<[usize; 3], String> {
+    match *shape {
+        [c, h, w] if (c == 1 || c == 3) && h > 0 && w > 0 => Ok([c, h, w]),
+        _ => Err(format!(
+            "FID, KID and precision/recall score grey or RGB images ([1 or 3, height, width]); \
+             these samples have shape {shape:?}"
+        )),
+    }
+}
 
 /// How the features and metrics were computed: copied into every result file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -128,6 +144,7 @@ impl FeatureExtractor {
 }
 
 /// Statistics of one image set, with its features when kept (KID and precision/recall need them).
+#[derive(Debug, Clone)]
 pub struct SetFeatures {
     pub mu: Vec<f64>,
     pub sigma: Vec<f64>,
@@ -137,41 +154,18 @@ pub struct SetFeatures {
 
 impl SetFeatures {
     /// Statistics (and features when stored) of an `.npz` written by `fid-stats`, pytorch-fid or
-    /// clean-fid: `mu` (2048,), `sigma` (2048, 2048), optional `features` (N, 2048) and `count`.
-    /// The one reader of FID statistics.
+    /// clean-fid (read by [`crate::load_stats_npz`]), checked to be of the FID network's 2048-d
+    /// pool3 features.
     pub fn load(path: &Path) -> Result<Self, String> {
-        let (mu, sigma, dim) = crate::npz::load_stats_npz(path).map_err(|e| e.to_string())?;
-        if dim != FEATURE_DIM {
+        let set = crate::load_stats_npz(path).map_err(|e| e.to_string())?;
+        if set.mu.len() != FEATURE_DIM {
             return Err(format!(
-                "{}: mu has {dim} entries: not statistics of 2048-d pool3 features",
-                path.display()
-            ));
-        }
-        let (arrays, _) = crate::npz::read_arrays(path, |k| k == "features" || k == "count")
-            .map_err(|e| e.to_string())?;
-        let features = arrays
-            .get("features")
-            .map(|f| f.data.iter().map(|&v| v as f32).collect::<Vec<f32>>());
-        if let (Some(f), Some(a)) = (&features, arrays.get("features"))
-            && (a.shape.len() != 2 || a.shape[1] != FEATURE_DIM || f.is_empty())
-        {
-            return Err(format!(
-                "{}: `features` has shape {:?}, expected (N, {FEATURE_DIM})",
+                "{}: mu has {} entries: not statistics of {FEATURE_DIM}-d pool3 features",
                 path.display(),
-                a.shape
+                set.mu.len()
             ));
         }
-        let count = match (&features, arrays.get("count")) {
-            (Some(f), _) => f.len() / FEATURE_DIM,
-            (None, Some(c)) => c.data.first().map_or(0, |&c| c as usize),
-            (None, None) => 0,
-        };
-        Ok(SetFeatures {
-            mu,
-            sigma,
-            count,
-            features,
-        })
+        Ok(set)
     }
 
     pub fn from_features(features: Vec<f32>) -> Self {
@@ -196,6 +190,20 @@ pub struct SetComparison {
     pub recall: Option<f64>,
     pub count_reference: usize,
     pub count_evaluated: usize,
+}
+
+impl SetComparison {
+    /// KID as a person reads it (see [`KidEstimate::summary`]), given the subsets it was computed
+    /// with; None when KID was not computed.
+    pub fn kid_summary(&self, kid: &KidConfig) -> Option<String> {
+        let estimate = KidEstimate {
+            mean: self.kid_mean?,
+            std: self.kid_std?,
+            subset_size: kid.subset_size_for(self.count_reference, self.count_evaluated),
+            subsets: kid.subsets,
+        };
+        Some(estimate.summary(self.count_reference, self.count_evaluated))
+    }
 }
 
 /// Compares `evaluated` with `reference`.
@@ -233,6 +241,65 @@ pub fn compare_sets(
         count_reference: reference.count,
         count_evaluated: evaluated.count,
     })
+}
+
+/// The record of one FID comparison, the JSON that `cargo xtask fid --out`, `cargo xtask eval`
+/// (`result.json`) and sweep cells (`fid.json`) write: what was compared, the numbers with both
+/// image counts, and the convention they were computed with.
+#[derive(Debug, Clone, Serialize)]
+pub struct FidRecord {
+    /// The reference set: a statistics file or an image folder.
+    pub reference: PathBuf,
+    /// FID, KID, precision/recall and the image count of each set.
+    pub metrics: SetComparison,
+    pub convention: FidConvention,
+    /// How generated images in [−1, 1] became uint8 ([`crate::MODEL_PIXEL_QUANTIZATION`]);
+    /// absent when image files were compared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<String>,
+    /// The compared image files or statistics (`cargo xtask fid`).
+    #[serde(flatten)]
+    pub files: Option<FileSets>,
+    /// The generated images (`cargo xtask eval`).
+    #[serde(flatten)]
+    pub generated: Option<GeneratedSet>,
+}
+
+/// Sets read from files: the evaluated path and how they were read.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileSets {
+    /// The evaluated set: an image folder or a statistics file.
+    pub evaluated: PathBuf,
+    /// Only the first `limit` images of each folder were used.
+    pub limit: Option<usize>,
+    /// Feature extraction speed for (reference, evaluated); None for statistics files.
+    pub images_per_second: [Option<f64>; 2],
+}
+
+/// Images generated in resumable shards.
+#[derive(Debug, Clone, Serialize)]
+pub struct GeneratedSet {
+    pub samples: usize,
+    /// Which seed made which images.
+    pub seeds: String,
+    pub reference_count: usize,
+    /// Images generated by this invocation (the others came from finished shards).
+    pub generated_in_this_run: usize,
+    pub seconds_in_this_run: f64,
+    /// What generated the images (checkpoint, sampler, steps, labels, …), as the caller
+    /// describes it.
+    #[serde(flatten)]
+    pub generator: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The note written beside reference statistics (`<name>.json` next to `<name>.npz`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReferenceRecord {
+    /// The dataset or folder the statistics are of.
+    pub source: String,
+    /// Images in them.
+    pub count: usize,
+    pub convention: FidConvention,
 }
 
 const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];

@@ -3,6 +3,10 @@
 use image::{Rgb, RgbImage};
 use std::path::Path;
 
+/// [`model_pixel_to_u8`] in words, for result files.
+pub const MODEL_PIXEL_QUANTIZATION: &str =
+    "samples clipped to [-1, 1], round((x + 1) * 127.5) to uint8";
+
 /// A model-space pixel in [−1, 1] as a byte: clipped, then round((v + 1)·127.5) — the one
 /// quantization of generated images (PNG grids, FID features, composition accuracy).
 pub fn model_pixel_to_u8(v: f32) -> u8 {
@@ -22,7 +26,7 @@ pub fn write_image_grid_png(
         return Err(format!("image grids need 1 or 3 channels, got {c}"));
     }
     let per = c * h * w;
-    if per == 0 || images.len() % per != 0 || images.is_empty() {
+    if per == 0 || !images.len().is_multiple_of(per) || images.is_empty() {
         return Err(format!(
             "{} values are not a whole number of {c}×{h}×{w} images",
             images.len()

@@ -29,6 +29,30 @@ impl Default for KidConfig {
     }
 }
 
+impl KidConfig {
+    /// Rows per subset for sets of `n_real` and `n_generated` rows: `subset_size` clamped to the
+    /// smaller set.
+    pub fn subset_size_for(&self, n_real: usize, n_generated: usize) -> usize {
+        self.subset_size.min(n_real).min(n_generated)
+    }
+
+    /// Refuses settings KID cannot run with (no subset, or subsets of fewer than 2 rows).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.subsets == 0 {
+            return Err("KID needs at least one subset; pass --kid-subsets 1 or more".into());
+        }
+        if self.subset_size < 2 {
+            return Err(format!(
+                "KID subsets of {} rows cannot give an unbiased MMD²; pass --kid-subset-size 2 \
+                 or more (default {})",
+                self.subset_size,
+                KidConfig::default().subset_size
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct KidEstimate {
     /// Mean of the per-subset unbiased MMD² (the KID; may be slightly negative when the laws agree).
@@ -38,6 +62,30 @@ pub struct KidEstimate {
     /// Rows per subset actually used (after clamping to the smaller set).
     pub subset_size: usize,
     pub subsets: usize,
+}
+
+impl KidEstimate {
+    /// The KID as a person reads it, for sets of `n_real` and `n_generated` rows: the mean ± the
+    /// spread over subsets, or the mean alone with why there is no spread — a single subset, or
+    /// subsets that each hold every row of both sets (they all give the same value, so a spread
+    /// of 0 would say nothing about the estimate's uncertainty).
+    pub fn summary(&self, n_real: usize, n_generated: usize) -> String {
+        let (mean, m) = (self.mean, self.subset_size);
+        if self.subsets == 1 {
+            format!("{mean:.6} (one subset of {m} images per set: no spread over subsets)")
+        } else if m == n_real && m == n_generated {
+            format!(
+                "{mean:.6} (each of the {} subsets holds all {m} images of both sets, so they \
+                 agree: no spread over subsets)",
+                self.subsets
+            )
+        } else {
+            format!(
+                "{mean:.6} ± {:.6} (std over {} subsets of {m})",
+                self.std, self.subsets
+            )
+        }
+    }
 }
 
 /// KID between flat row-major `[n, dim]` `real` and `[m, dim]` `generated` features.
@@ -56,7 +104,7 @@ pub fn kernel_inception_distance(
 ) -> KidEstimate {
     let n_real = row_count("real", real, dim);
     let n_generated = row_count("generated", generated, dim);
-    let m = config.subset_size.min(n_real).min(n_generated);
+    let m = config.subset_size_for(n_real, n_generated);
     assert!(
         m >= 2,
         "KID needs at least 2 rows per subset; got subset_size {}, {n_real} real and \
@@ -196,6 +244,51 @@ mod tests {
             (blocked - direct).abs() <= 1e-11 * direct.abs(),
             "{blocked} vs {direct}"
         );
+    }
+
+    #[test]
+    fn summary_shows_a_spread_only_when_the_subsets_can_differ() {
+        let estimate = |subsets, subset_size| KidEstimate {
+            mean: 0.0123456,
+            std: 0.0,
+            subset_size,
+            subsets,
+        };
+        let one = estimate(1, 1000).summary(5000, 5000);
+        assert_eq!(
+            one,
+            "0.012346 (one subset of 1000 images per set: no spread over subsets)"
+        );
+        let whole = estimate(100, 8).summary(8, 8);
+        assert!(
+            whole.starts_with("0.012346 (each of the 100 subsets holds all 8 images")
+                && !whole.contains('±'),
+            "{whole}"
+        );
+        // Only the generated set is used whole: the real subsets vary, the spread is shown.
+        let spread = KidEstimate {
+            std: 0.0004,
+            ..estimate(100, 8)
+        };
+        assert_eq!(
+            spread.summary(20, 8),
+            "0.012346 ± 0.000400 (std over 100 subsets of 8)"
+        );
+    }
+
+    #[test]
+    fn configs_without_a_usable_subset_are_refused() {
+        assert!(KidConfig::default().validate().is_ok());
+        let none = KidConfig {
+            subsets: 0,
+            ..KidConfig::default()
+        };
+        assert!(none.validate().unwrap_err().contains("--kid-subsets"));
+        let tiny = KidConfig {
+            subset_size: 1,
+            ..KidConfig::default()
+        };
+        assert!(tiny.validate().unwrap_err().contains("--kid-subset-size"));
     }
 
     #[test]

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use ebdiff_eval::{NpyArray, frechet_distance, read_npz};
+use ebdiff_data::io::npy::NpyArray;
+use ebdiff_data::io::npz::read_npz;
+use ebdiff_eval::frechet_distance;
 
 const CASES: [&str; 5] = [
     "d8",
@@ -73,7 +75,7 @@ fn is_symmetric_in_its_two_arguments() {
 /// small matrix gives to machine precision.
 #[test]
 fn rank_deficient_real_statistics_match_the_exact_nuclear_norm_value() {
-    use ebdiff_eval::{FeatureStats, frechet_distance, read_npz};
+    use ebdiff_eval::{FeatureStats, frechet_distance};
     use nalgebra::DMatrix;
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/inception_foolbox_cifar10_features.npz");

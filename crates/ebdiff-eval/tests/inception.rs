@@ -6,10 +6,10 @@
 mod common;
 
 use burn::tensor::{Device, Tensor, TensorData};
+use ebdiff_data::io::npz::read_npz;
 use ebdiff_eval::inception::network::{ConvSource, ConvSpec, FoldedConv};
 use ebdiff_eval::inception::weights::torchvision_name;
 use ebdiff_eval::inception::{InceptionV3, load_inception, resize_tf1_bilinear};
-use ebdiff_eval::read_npz;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

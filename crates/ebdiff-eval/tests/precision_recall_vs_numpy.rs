@@ -9,7 +9,7 @@ fn features() -> (
     Vec<f32>,
     Vec<f32>,
     usize,
-    std::collections::BTreeMap<String, ebdiff_eval::NpyArray>,
+    std::collections::BTreeMap<String, ebdiff_data::io::npy::NpyArray>,
 ) {
     let f = common::kid_pr_fixture();
     (f.real, f.generated, f.dim, f.arrays)

@@ -3,9 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use ebdiff_eval::{
-    NpzError, load_stats_npz, read_npz, save_stats_npz, save_stats_npz_with_features,
-};
+use ebdiff_data::io::npz::{NpzError, read_npz};
+use ebdiff_eval::{load_stats_npz, save_stats_npz, save_stats_npz_with_features};
 
 const DIM: usize = 16;
 
@@ -29,17 +28,17 @@ fn analytic_stats() -> (Vec<f64>, Vec<f64>) {
 
 #[test]
 fn loads_np_savez_exactly() {
-    let (mu, sigma, dim) = load_stats_npz(&fixture("stats_savez.npz")).unwrap();
-    assert_eq!(dim, DIM);
-    assert_eq!((mu, sigma), analytic_stats());
+    let set = load_stats_npz(&fixture("stats_savez.npz")).unwrap();
+    assert_eq!(set.mu.len(), DIM);
+    assert_eq!((set.mu, set.sigma), analytic_stats());
+    assert_eq!((set.count, set.features), (0, None));
 }
 
 #[test]
 fn loads_compressed_file_with_float32_mean_like_pytorch_fid() {
-    let (mu, sigma, dim) =
-        load_stats_npz(&fixture("stats_savez_compressed_mu_float32.npz")).unwrap();
-    assert_eq!(dim, DIM);
-    assert_eq!((mu, sigma), analytic_stats()); // i/4 is exact in float32
+    let set = load_stats_npz(&fixture("stats_savez_compressed_mu_float32.npz")).unwrap();
+    assert_eq!(set.mu.len(), DIM);
+    assert_eq!((set.mu, set.sigma), analytic_stats()); // i/4 is exact in float32
 }
 
 fn load_error(name: &str) -> (NpzError, String) {
@@ -115,11 +114,11 @@ fn saved_stats_round_trip_bitwise() {
     assert_eq!(arrays.keys().collect::<Vec<_>>(), ["mu", "sigma"]);
     assert_eq!(arrays["mu"].shape, [5]);
     assert_eq!(arrays["sigma"].shape, [5, 5]);
-    let (mu_back, sigma_back, dim) = load_stats_npz(&path).unwrap();
-    assert_eq!(dim, 5);
+    let back = load_stats_npz(&path).unwrap();
+    assert_eq!(back.mu.len(), 5);
     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-    assert_eq!(bits(&mu_back), bits(&mu));
-    assert_eq!(bits(&sigma_back), bits(&sigma));
+    assert_eq!(bits(&back.mu), bits(&mu));
+    assert_eq!(bits(&back.sigma), bits(&sigma));
     // Written through a temporary name, which must not be left behind.
     let names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
@@ -155,4 +154,37 @@ fn features_are_stored_as_float32_rows_beside_the_stats() {
     let err = save_stats_npz_with_features(&path, &[0.0, 1.0], &[1.0, 0.0, 0.0, 1.0], Some(&[1.0]))
         .unwrap_err();
     assert!(err.to_string().contains("features"), "{err}");
+}
+
+#[test]
+fn the_one_reader_returns_stored_features_and_checks_their_rows() {
+    use ebdiff_data::io::npy::{npy_f32_bytes, npy_f64_bytes};
+    use ebdiff_data::io::npz::write_npz;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ref.npz");
+    let features: Vec<f32> = (0..6).map(|i| i as f32 * 0.25).collect();
+    save_stats_npz_with_features(&path, &[0.0, 1.0], &[1.0, 0.0, 0.0, 1.0], Some(&features))
+        .unwrap();
+    let set = load_stats_npz(&path).unwrap();
+    assert_eq!(set.count, 3);
+    assert_eq!(set.features.as_deref(), Some(&features[..]));
+
+    // Rows of another width than mu's are refused, naming the array and the expected shape.
+    let bad = dir.path().join("bad.npz");
+    write_npz(
+        &bad,
+        vec![
+            ("mu", npy_f64_bytes(&[2], &[0.0, 1.0])),
+            ("sigma", npy_f64_bytes(&[2, 2], &[1.0, 0.0, 0.0, 1.0])),
+            ("features", npy_f32_bytes(&[2, 3], &features)),
+        ],
+    )
+    .unwrap();
+    let err = load_stats_npz(&bad).unwrap_err();
+    assert!(
+        matches!(err, NpzError::BadArray { ref key, .. } if key == "features"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("expected (N, 2)"), "{err}");
 }

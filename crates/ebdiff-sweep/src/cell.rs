@@ -1,15 +1,21 @@
 //! One cell: load what its composition uses, sample, score, write its directory.
 
-use crate::metrics::{MMD_BANDWIDTHS, scored_log_density};
 use crate::output::{SampleOutput, sample_to_dir, write_samples_png};
 use crate::spec::{Cell, EvalConfig, Metric, ScoreMh, exact_target};
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use ebdiff_core::rng::stream;
 use ebdiff_data::image::{ImageDataConfig, ShapesConfig};
-use ebdiff_eval::fid::{FeatureExtractor, FidConvention, SetComparison, SetFeatures, compare_sets};
+use ebdiff_eval::fid::{
+    DEFAULT_BATCH, FeatureExtractor, FidConvention, FidRecord, SetComparison, SetFeatures,
+    compare_sets, fid_image_shape,
+};
 use ebdiff_eval::inception::{DEFAULT_WEIGHTS_DIR, FEATURE_DIM};
-use ebdiff_eval::{KidConfig, composition_accuracy, mmd2_rbf, model_pixel_to_u8, w2_exact};
+use ebdiff_eval::pipeline::write_record;
+use ebdiff_eval::{
+    KidConfig, LOG_DENSITY_FLOOR, MMD_BANDWIDTHS, MODEL_PIXEL_QUANTIZATION, composition_accuracy,
+    mean_log_density, mmd2_rbf, model_pixel_to_u8, w2_exact,
+};
 use ebdiff_sampler::{Component, CompositionSpec, SamplingConfig, Target};
 use ebdiff_trainer::ExperimentConfig;
 use ebdiff_trainer::data::DataConfig;
@@ -144,7 +150,7 @@ fn shapes_config_of(cfg: &SamplingConfig, spec: &CompositionSpec) -> Result<Shap
 }
 
 /// FID, KID (and precision/recall) of image samples in [−1, 1] against `eval.reference`, with
-/// the FID Inception network; writes the convention and the numbers to `fid.json`.
+/// the FID Inception network; writes the [`FidRecord`] to `fid.json`.
 fn fid_against_reference(
     eval: &EvalConfig,
     samples: &[f32],
@@ -153,35 +159,27 @@ fn fid_against_reference(
     device: &Device,
     dir: &Path,
 ) -> Result<SetComparison> {
-    let shape: [usize; 3] = match data_shape {
-        &[c, h, w] if c == 1 || c == 3 => [c, h, w],
-        other => bail!("FID/KID score grey or RGB images; these samples have shape {other:?}"),
-    };
+    let shape = fid_image_shape(data_shape).map_err(anyhow::Error::msg)?;
     let reference_path = eval.reference.as_deref().expect("checked when parsed");
     let reference = SetFeatures::load(Path::new(reference_path)).map_err(|e| {
         anyhow::anyhow!("FID reference: {e} (make one with `cargo xtask fid-stats`)")
     })?;
     let weights = eval.inception.as_deref().unwrap_or(DEFAULT_WEIGHTS_DIR);
-    let fx = FeatureExtractor::load(Path::new(weights), device.clone(), 50)?;
+    let fx = FeatureExtractor::load(Path::new(weights), device.clone(), DEFAULT_BATCH)?;
     let pixels: Vec<u8> = samples.iter().map(|&v| model_pixel_to_u8(v)).collect();
     let features = fx.features_u8(&pixels, shape, &mut |_| {});
     debug_assert_eq!(features.len(), count * FEATURE_DIM);
-    let kid = KidConfig {
-        subsets: 100,
-        subset_size: 1000,
-        seed: 0,
+    let kid = KidConfig::default();
+    let record = FidRecord {
+        reference: reference_path.into(),
+        metrics: compare_sets(&reference, &SetFeatures::from_features(features), &kid)?,
+        convention: FidConvention::new(fx.provenance(), &kid),
+        quantization: Some(MODEL_PIXEL_QUANTIZATION.into()),
+        files: None,
+        generated: None,
     };
-    let c = compare_sets(&reference, &SetFeatures::from_features(features), &kid)?;
-    std::fs::write(
-        dir.join("fid.json"),
-        serde_json::to_string_pretty(&serde_json::json!({
-            "reference": reference_path,
-            "result": c,
-            "convention": FidConvention::new(fx.provenance(), &kid),
-            "quantization": "samples clipped to [-1, 1], round((x + 1) * 127.5) to uint8",
-        }))?,
-    )?;
-    Ok(c)
+    write_record(&dir.join("fid.json"), &record)?;
+    Ok(record.metrics)
 }
 
 /// Runs `cell` into `dir` (which exists and is empty). Writes config.toml first, then samples,
@@ -266,9 +264,9 @@ pub fn run_cell(
         match metric {
             Metric::LogDensity => {
                 let (t, _) = exact.as_ref().expect("checked when parsed");
-                let (ld, floored) = scored_log_density(t, &samples);
-                m.insert("log_density".into(), ld);
-                m.insert("floored_fraction".into(), floored);
+                let ld = mean_log_density(|p| t.log_density(p), &samples, Some(LOG_DENSITY_FLOOR));
+                m.insert("log_density".into(), ld.mean);
+                m.insert("floored_fraction".into(), ld.floored_fraction);
             }
             Metric::Mmd => {
                 let (_, r) = exact.as_ref().expect("checked when parsed");

@@ -4,8 +4,7 @@
 //!
 //! - [`spec`]: sweep files → cells with stable ids;
 //! - [`cell`]: one cell: sample ([`output::sample_to_dir`]) and score;
-//! - [`metrics`]: what a cell measures;
-//! - [`report`]: tables, plots and the HTML page;
+//! - [`report`]: tables, plots and the HTML page (the metrics themselves are `ebdiff_eval`'s);
 //! - this file: the runner (jobs, resumption, stop flag) and `[train]` models.
 //!
 //! A cell is done when its `result.json` exists and records the cell's resolved config; it is
@@ -13,9 +12,7 @@
 //! interrupted half-way has no result.json and is redone from scratch on the next run.
 
 pub mod cell;
-pub mod metrics;
 pub mod output;
-mod plots;
 pub mod report;
 pub mod spec;
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 use anyhow::{Context, Result};
 use burn::tensor::Device;
+use ebdiff_data::io::npy::write_npy_f32;
 use ebdiff_eval::{ScatterSeries, write_image_grid_png, write_scatter_png};
 use ebdiff_sampler::{Components, Progress, SampleResult, SamplingConfig, Target, sample};
 use std::path::Path;
@@ -33,30 +34,6 @@ pub fn prepare_dir(dir: &Path, force: bool) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
 }
 
-/// Writes a little-endian f32 .npy file of shape `shape`.
-pub fn write_npy(path: &Path, data: &[f32], shape: &[usize]) -> Result<()> {
-    let dims = shape
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut header = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({dims}{}), }}",
-        if shape.len() == 1 { "," } else { "" }
-    );
-    // Magic (6) + version (2) + header length (2) + header must be a multiple of 64.
-    let pad = 64 - (10 + header.len() + 1) % 64;
-    header.push_str(&" ".repeat(pad % 64));
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    for v in data {
-        bytes.extend(v.to_le_bytes());
-    }
-    std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))
-}
-
 /// Samples `target` (built from `components`) as `cfg` says and writes samples.npy and
 /// diagnostics.json into `dir` (which must exist). Non-finite samples are an error (after the
 /// files are written, so they can be inspected).
@@ -75,7 +52,7 @@ pub fn sample_to_dir(
     let samples = result.samples_vec();
     let count = cfg.count;
     let dim = samples.len() / count;
-    write_npy(&dir.join("samples.npy"), &samples, &[count, dim])?;
+    write_npy_f32(&dir.join("samples.npy"), &samples, &[count, dim])?;
     let mut diagnostics = serde_json::json!({
         "sampler": cfg.sampler.kind.name(),
         "count": count,
@@ -150,7 +127,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("out");
         prepare_dir(&dir, false).unwrap();
-        write_npy(&dir.join("samples.npy"), &[1.0, 2.0], &[1, 2]).unwrap();
+        write_npy_f32(&dir.join("samples.npy"), &[1.0, 2.0], &[1, 2]).unwrap();
         let msg = prepare_dir(&dir, false).unwrap_err().to_string();
         assert!(
             msg.contains("--force") && msg.contains("already holds samples"),

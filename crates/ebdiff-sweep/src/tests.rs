@@ -6,6 +6,7 @@ use super::spec::parse;
 use super::*;
 use burn::module::Module;
 use ebdiff_core::BackendKind;
+use ebdiff_data::io::npy::read_npy;
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicUsize;
 use std::time::SystemTime;
@@ -525,16 +526,6 @@ fn tiny_shapes_model(root: &Path) -> PathBuf {
     untrained_run(root.join("shapes"), &text, 2)
 }
 
-/// `[count, dim]` f32 values of a `.npy` written by `write_npy`.
-fn read_npy_f32(path: &Path) -> Vec<f32> {
-    let bytes = std::fs::read(path).unwrap();
-    let header = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    bytes[10 + header..]
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect()
-}
-
 #[test]
 fn shapes_cells_score_composition_accuracy_on_the_cells_the_composition_asks_for() {
     let tmp = tempfile::tempdir().unwrap();
@@ -579,7 +570,7 @@ x = "sampler.steps_per_level"
             serde_json::from_slice(&std::fs::read(dir.join("result.json")).unwrap()).unwrap();
         assert_eq!(r.status, STATUS_OK);
         // Independently: the requested cells are the conditional labels, 3 and 0.
-        let samples = read_npy_f32(&dir.join("samples.npy"));
+        let samples = read_npy(&dir.join("samples.npy")).unwrap().to_f32();
         let expect = ebdiff_eval::composition_accuracy(&samples, &shapes, &[0, 3]).unwrap();
         assert_eq!(r.metrics["accuracy"], expect.accuracy);
         assert_eq!(r.metrics["cell_recall"], expect.cell_recall);

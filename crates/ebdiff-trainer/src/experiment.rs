@@ -78,7 +78,9 @@ pub fn draw_samples(
     Ok(run.samples_vec())
 }
 
-/// Samples `sample.count` points from `ema` and scores them against the exact toy.
+/// Samples `sample.count` points from `ema` and scores them against the exact toy by the plain
+/// (unfloored) mean log-density ([`log_density_gap`]; sweeps floor it, see
+/// `ebdiff_eval::toy_metrics` for why each convention is used where).
 pub fn evaluate_toy2d(
     cfg: &ExperimentConfig,
     ema: &DiffusionModel,

@@ -7,7 +7,7 @@
 
 use super::dataset::{ImageDataset, Split};
 use super::error::{DataError, read_file};
-use crate::pickle::{self, Value};
+use crate::io::pickle::{self, Value};
 use std::path::Path;
 
 pub const CIFAR10_CLASSES: [&str; 10] = [

@@ -127,6 +127,9 @@ fn max_pool_3x3_same(x: Tensor<4>) -> Tensor<4> {
 }
 
 /// Builds layers in order, asking a [`ConvSource`] for each one's parameters.
+/// One convolution of a tower: (c_in, c_out, kernel, stride, padding).
+type TowerLayer = (usize, usize, [usize; 2], usize, [usize; 2]);
+
 struct Builder<'a> {
     source: &'a mut dyn ConvSource,
     device: &'a Device,
@@ -174,11 +177,7 @@ impl Builder<'_> {
     }
 
     /// `prefix.conv`, `prefix.conv_1`, … chained: (c_in → c_out, kernel, stride, padding).
-    fn tower(
-        &mut self,
-        prefix: &str,
-        layers: &[(usize, usize, [usize; 2], usize, [usize; 2])],
-    ) -> Result<Vec<ConvRelu>, String> {
+    fn tower(&mut self, prefix: &str, layers: &[TowerLayer]) -> Result<Vec<ConvRelu>, String> {
         layers
             .iter()
             .enumerate()

@@ -4,11 +4,11 @@
 //! - legacy `torch.save` files (before 1.6: magic, protocol and system-info pickles, the object
 //!   pickle, a pickled list of storage keys, then each storage as an 8-byte count and raw bytes).
 //!
-//! The pickle is read by [`ebdiff_data::pickle::parse_recording`], which executes nothing; a
+//! The pickle is read by [`ebdiff_data::io::pickle::parse_recording`], which executes nothing; a
 //! tensor is a recorded `torch._utils._rebuild_tensor_v2(storage, offset, size, stride, …)` call
 //! whose storage is a persistent id `('storage', torch.FloatStorage, key, location, numel)`.
 
-use ebdiff_data::pickle::{self, Value};
+use ebdiff_data::io::pickle::{self, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::Path;

@@ -2,7 +2,8 @@
 //! `scripts/fid/make_fixtures.py`).
 #![allow(dead_code)]
 
-use ebdiff_eval::{NpyArray, read_npz};
+use ebdiff_data::io::npy::NpyArray;
+use ebdiff_data::io::npz::read_npz;
 use std::collections::BTreeMap;
 use std::path::Path;
 

@@ -1,4 +1,5 @@
-//! SVG charts of the sweep report (plotters, SVG backend: no system fonts needed).
+//! One SVG chart (points, error bars, optional lines) for the report's plots (plotters, SVG backend: no
+//! system fonts needed).
 
 use anyhow::Result;
 use plotters::prelude::*;
