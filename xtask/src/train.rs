@@ -88,7 +88,7 @@ pub fn step_reporter<'a>(
             (r.step - 1, 0.0)
         });
         window = (window.0 + r.loss, window.1 + 1);
-        if r.step % log_every == 0 || r.step == s0.0 + 1 {
+        if r.step.is_multiple_of(log_every) || r.step == s0.0 + 1 {
             let rate = (r.step - s0.0) as f64 * batch / (r.seconds - s0.1).max(1e-9);
             bar.set_message(format!(
                 "loss {:.4}  lr {:.1e}  |g| {:.2}  {rate:.1} ex/s",

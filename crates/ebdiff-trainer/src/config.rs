@@ -237,7 +237,7 @@ impl ExperimentConfig {
             ));
         }
         if let Some(c) = t.grad_clip
-            && !(c > 0.0)
+            && !(c > 0.0 && c.is_finite())
         {
             return Err(ConfigError::invalid(
                 origin,
@@ -246,7 +246,7 @@ impl ExperimentConfig {
             ));
         }
         if let Some(h) = t.ema_halflife_examples
-            && !(h > 0.0)
+            && !(h > 0.0 && h.is_finite())
         {
             return Err(ConfigError::invalid(
                 origin,
@@ -288,7 +288,7 @@ impl ExperimentConfig {
             c.network
                 .validate(shape)
                 .map_err(|e| at("classifier.network", e))?;
-            if c.steps == 0 || c.batch_size == 0 || !(c.lr > 0.0) {
+            if c.steps == 0 || c.batch_size == 0 || !(c.lr > 0.0 && c.lr.is_finite()) {
                 return Err(ConfigError::invalid(
                     origin,
                     "classifier",

@@ -296,6 +296,49 @@ pub fn ensure_cifar10(
     load_cifar10(root, split, check)
 }
 
+/// Extracts the entries of a zip archive whose names pass `keep` into `dest_dir` (flat: by their
+/// file name), each through a temporary name. Returns the written paths, in archive order.
+pub fn extract_zip_entries(
+    archive: &Path,
+    keep: impl Fn(&str) -> bool,
+    dest_dir: &Path,
+) -> Result<Vec<PathBuf>, DataError> {
+    let file = File::open(archive).map_err(|e| DataError::io(archive, e))?;
+    let mut zip = zip::ZipArchive::new(file)
+        .map_err(|e| DataError::bad_format(archive, "a zip archive", e.to_string()))?;
+    std::fs::create_dir_all(dest_dir).map_err(|e| DataError::io(dest_dir, e))?;
+    let mut written = Vec::new();
+    for i in 0..zip.len() {
+        let mut entry = zip
+            .by_index(i)
+            .map_err(|e| DataError::bad_format(archive, "a readable zip entry", e.to_string()))?;
+        let name = entry.name().to_string();
+        let Some(base) = Path::new(&name).file_name() else {
+            continue;
+        };
+        if entry.is_dir() || !keep(&name) {
+            continue;
+        }
+        let dest = dest_dir.join(base);
+        let part = dest_dir.join(format!("{}.part", base.to_string_lossy()));
+        let mut out = File::create(&part).map_err(|e| DataError::io(&part, e))?;
+        std::io::copy(&mut entry, &mut out).map_err(|e| {
+            let _ = std::fs::remove_file(&part);
+            DataError::bad_format(archive, format!("a complete entry {name}"), e.to_string())
+        })?;
+        std::fs::rename(&part, &dest).map_err(|e| DataError::io(&dest, e))?;
+        written.push(dest);
+    }
+    if written.is_empty() {
+        return Err(DataError::bad_format(
+            archive,
+            "the expected entries",
+            "none of them",
+        ));
+    }
+    Ok(written)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -495,47 +538,4 @@ mod tests {
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(left.len(), 1, "only the archive itself remains");
     }
-}
-
-/// Extracts the entries of a zip archive whose names pass `keep` into `dest_dir` (flat: by their
-/// file name), each through a temporary name. Returns the written paths, in archive order.
-pub fn extract_zip_entries(
-    archive: &Path,
-    keep: impl Fn(&str) -> bool,
-    dest_dir: &Path,
-) -> Result<Vec<PathBuf>, DataError> {
-    let file = File::open(archive).map_err(|e| DataError::io(archive, e))?;
-    let mut zip = zip::ZipArchive::new(file)
-        .map_err(|e| DataError::bad_format(archive, "a zip archive", e.to_string()))?;
-    std::fs::create_dir_all(dest_dir).map_err(|e| DataError::io(dest_dir, e))?;
-    let mut written = Vec::new();
-    for i in 0..zip.len() {
-        let mut entry = zip
-            .by_index(i)
-            .map_err(|e| DataError::bad_format(archive, "a readable zip entry", e.to_string()))?;
-        let name = entry.name().to_string();
-        let Some(base) = Path::new(&name).file_name() else {
-            continue;
-        };
-        if entry.is_dir() || !keep(&name) {
-            continue;
-        }
-        let dest = dest_dir.join(base);
-        let part = dest_dir.join(format!("{}.part", base.to_string_lossy()));
-        let mut out = File::create(&part).map_err(|e| DataError::io(&part, e))?;
-        std::io::copy(&mut entry, &mut out).map_err(|e| {
-            let _ = std::fs::remove_file(&part);
-            DataError::bad_format(archive, format!("a complete entry {name}"), e.to_string())
-        })?;
-        std::fs::rename(&part, &dest).map_err(|e| DataError::io(&dest, e))?;
-        written.push(dest);
-    }
-    if written.is_empty() {
-        return Err(DataError::bad_format(
-            archive,
-            "the expected entries",
-            "none of them",
-        ));
-    }
-    Ok(written)
 }
