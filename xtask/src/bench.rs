@@ -35,12 +35,8 @@ pub struct EvalArgs {
 }
 
 fn eval(args: EvalArgs, backend: BackendKind) -> Result<()> {
-    let (cfg, schedule) = match &args.config {
-        Some(p) => crate::load_model_section(p)?,
-        None => {
-            crate::model_section_from_text(crate::DEFAULT_UNET_CONFIG, "configs/unet-small.toml")?
-        }
-    };
+    let (cfg, schedule) = ebdiff_trainer::config::ModelSection::load(args.config.as_deref())
+        .map(|s| (s.model, s.diffusion))?;
     let device = backend.device().map_err(anyhow::Error::msg)?;
     let model = cfg.init(schedule.timesteps(), &device);
     let dim = cfg.data_dim();
@@ -153,12 +149,8 @@ fn train_step(args: TrainStepArgs, backend: BackendKind) -> Result<()> {
         args.iters >= 1 && args.batch >= 1,
         "--iters and --batch must be ≥ 1"
     );
-    let (cfg, schedule) = match &args.config {
-        Some(p) => crate::load_model_section(p)?,
-        None => {
-            crate::model_section_from_text(crate::DEFAULT_UNET_CONFIG, "configs/unet-small.toml")?
-        }
-    };
+    let (cfg, schedule) = ebdiff_trainer::config::ModelSection::load(args.config.as_deref())
+        .map(|s| (s.model, s.diffusion))?;
     let timesteps = schedule.timesteps();
     let params = cfg
         .init(timesteps, &backend.device().map_err(anyhow::Error::msg)?)

@@ -47,12 +47,9 @@ pub struct GradcheckArgs {
 const AUTODIFF_TOL: f64 = 1e-4;
 
 pub fn run(args: GradcheckArgs, backend: BackendKind) -> Result<()> {
-    let (mut model_cfg, schedule_cfg) = match &args.config {
-        Some(p) => crate::load_model_section(p)?,
-        None => {
-            crate::model_section_from_text(crate::DEFAULT_UNET_CONFIG, "configs/unet-small.toml")?
-        }
-    };
+    let (mut model_cfg, schedule_cfg) =
+        ebdiff_trainer::config::ModelSection::load(args.config.as_deref())
+            .map(|s| (s.model, s.diffusion))?;
     if let Some(p) = &args.parameterization {
         model_cfg.parameterization =
             ebdiff_core::parse_toml::<Wrap>(&format!("p = \"{p}\""), "--parameterization")?.p;

@@ -428,3 +428,43 @@ batch_size = 8
         assert!(msg.contains("diffusion.timesteps"), "{msg}");
     }
 }
+
+/// The `[model]` and `[diffusion]` tables of any config file, the other sections ignored, so that
+/// `gradcheck` and the benchmarks take training configs as they are. Without `[diffusion]`:
+/// linear, T = 1000.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ModelSection {
+    pub model: ModelConfig,
+    #[serde(default = "default_model_section_schedule")]
+    pub diffusion: ScheduleConfig,
+}
+
+fn default_model_section_schedule() -> ScheduleConfig {
+    ScheduleConfig::linear(1000)
+}
+
+/// The default network of `gradcheck` and `bench`: the small DDPM UNet (channels 32,
+/// multipliers 1,2,2, one res block, attention at 16, 3×32×32).
+pub const DEFAULT_UNET_CONFIG: &str = include_str!("../../../configs/unet-small.toml");
+
+impl ModelSection {
+    /// From a file, or the default small UNet when `path` is `None`; validated.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let section: ModelSection = match path {
+            Some(p) => load_toml(p)?,
+            None => parse_toml(DEFAULT_UNET_CONFIG, "configs/unet-small.toml")?,
+        };
+        let origin = path.map_or("configs/unet-small.toml".into(), |p| {
+            p.display().to_string()
+        });
+        section
+            .model
+            .validate()
+            .map_err(|(k, m)| ConfigError::invalid(&origin, format!("model.{k}"), m))?;
+        section
+            .diffusion
+            .validate()
+            .map_err(|(k, m)| ConfigError::invalid(&origin, format!("diffusion.{k}"), m))?;
+        Ok(section)
+    }
+}
