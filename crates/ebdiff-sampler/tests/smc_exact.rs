@@ -532,3 +532,40 @@ fn bad_smc_settings_are_named_errors() {
     let msg = mixture.err().expect("refused").to_string();
     assert!(msg.contains("score-only"), "{msg}");
 }
+
+#[test]
+fn smc_on_oracle_toys_estimates_the_exact_normalizer_of_ring_times_bar_and_box_negation() {
+    // The oracle components end SMC at their exact data law, so log Ẑ estimates log ∫ p_ring
+    // p_bar (and ∫ p_big^{1.3} p_small^{-0.3}), which `ExactTarget2d` computes by integration
+    // on a fine grid.
+    use ebdiff_data::{ExactTarget2d, Toy2d};
+    use ebdiff_sampler::OracleTarget;
+    let schedule = ScheduleConfig::cosine(50).build();
+    let oracle = |toy: Toy2d| Composition::leaf(OracleTarget::new(toy, schedule.clone()).unwrap());
+    let cases = [
+        (
+            "ring × bar",
+            Composition::product(vec![
+                (1.0, oracle(Toy2d::ring(8, 0.5, 0.075))),
+                (1.0, oracle(Toy2d::vertical_bar(0.2))),
+            ])
+            .unwrap(),
+            ExactTarget2d::ring_times_bar(),
+        ),
+        (
+            "box negation",
+            Composition::negation(oracle(Toy2d::square(0.7)), oracle(Toy2d::square(0.3)), 0.3)
+                .unwrap(),
+            ExactTarget2d::box_negation(),
+        ),
+    ];
+    for (what, target, exact) in &cases {
+        let log_z: Vec<f64> = (0..5)
+            .map(|seed| {
+                let cfg = smc_config(1000, seed, rejuvenate_hmc);
+                run(&cfg, target, &schedule).smc.unwrap().log_z
+            })
+            .collect();
+        check_unbiased(what, &log_z, exact.log_normalizer());
+    }
+}
