@@ -638,3 +638,75 @@ terms = [
         );
     }
 }
+
+#[cfg(test)]
+mod numeric_keys {
+    use super::*;
+    use crate::analytic::{DiffusedTarget, IsotropicGmm};
+
+    /// Every numeric key with a bad value is refused by `sample()` with an error naming the key,
+    /// never a panic inside Burn (e.g. `count = 0` used to fail on "Broadcast arguments must be
+    /// positive").
+    #[test]
+    fn bad_numeric_values_are_named_errors_not_panics() {
+        let schedule = ebdiff_core::ScheduleConfig::cosine(20).build();
+        let target = DiffusedTarget {
+            data: IsotropicGmm::gaussian(vec![0.0, 0.0], 0.1),
+            schedule: &schedule,
+        };
+        let cases: [(&str, &str); 11] = [
+            ("count = 0\n[sampler]\nkind = \"ancestral\"", "count"),
+            ("count = 0\n[sampler]\nkind = \"hmc\"", "count"),
+            (
+                "[sampler]\nkind = \"ancestral\"\nrespace = 0",
+                "sampler.respace",
+            ),
+            (
+                "[sampler]\nkind = \"ddim\"\nrespace = 50",
+                "sampler.respace",
+            ),
+            (
+                "[sampler]\nkind = \"ancestral\"\nclip_x0 = -1.0",
+                "sampler.clip_x0",
+            ),
+            (
+                "[sampler]\nkind = \"ddim\"\nddim_eta = 1.5",
+                "sampler.ddim_eta",
+            ),
+            (
+                "[sampler]\nkind = \"hmc\"\nleapfrog = 0",
+                "sampler.leapfrog",
+            ),
+            (
+                "[sampler]\nkind = \"hmc\"\ndamping = 2.0",
+                "sampler.damping",
+            ),
+            (
+                "[sampler]\nkind = \"mala\"\nstep_size = { law = \"constant\", value = 0.0 }",
+                "sampler.step_size",
+            ),
+            (
+                "[sampler]\nkind = \"mala\"\ntune = { band = [0.6, 0.8], probe_steps = 0 }",
+                "sampler.tune",
+            ),
+            (
+                "[sampler]\nkind = \"hmc\"\nwindow = [5, 20]",
+                "sampler.window",
+            ),
+        ];
+        for (text, key) in cases {
+            let cfg: SamplingConfig = ebdiff_core::parse_toml(text, "s.toml").unwrap();
+            let err = crate::sample(
+                &cfg,
+                &target,
+                &schedule,
+                &burn::tensor::Device::flex(),
+                |_| {},
+            )
+            .err()
+            .unwrap_or_else(|| panic!("`{text}` was accepted"));
+            let msg = err.to_string();
+            assert!(msg.contains(&format!("`{key}`")), "`{text}`: {msg}");
+        }
+    }
+}
