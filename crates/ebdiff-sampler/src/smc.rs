@@ -437,6 +437,7 @@ pub fn sample_smc(
         let from = k + 1;
         let mut acceptance = None;
         let mut step_used = None;
+        let mut tune_nfe = 0;
         let log_g: Vec<f64> = if opts.proposal == SamplerKind::Ancestral {
             let eps = p.eval.score.clone().mul_scalar(-schedule.sigma(from));
             let mean = reverse_mean(p.x.clone(), eps, from, schedule, opts.clip_x0);
@@ -489,7 +490,7 @@ pub fn sample_smc(
                 .collect();
             let mut kernel = opts.kernel.clone();
             kernel.kernel = opts.proposal;
-            let (x, eval, acc, step, cost) = run_kernel(
+            let moved = run_kernel(
                 target,
                 schedule,
                 &kernel,
@@ -499,11 +500,10 @@ pub fn sample_smc(
                 &mut tuned[0],
                 &mut mcmc_rng,
             );
-            nfe += cost;
-            p.x = x;
-            p.eval = eval;
-            acceptance = acc;
-            step_used = Some(step);
+            nfe += moved.nfe;
+            tune_nfe += moved.tune_nfe;
+            (p.x, p.eval, acceptance) = (moved.x, moved.eval, moved.acceptance);
+            step_used = Some(moved.step);
             g
         };
         let mut record = reweight(&mut p, log_g, k as i64);
@@ -513,7 +513,7 @@ pub fn sample_smc(
             kernel.kernel = r.kind;
             kernel.steps_per_level = r.steps;
             kernel.step_size = r.step_size.clone();
-            let (x, eval, acc, step, cost) = run_kernel(
+            let moved = run_kernel(
                 target,
                 schedule,
                 &kernel,
@@ -523,11 +523,10 @@ pub fn sample_smc(
                 &mut tuned[1],
                 &mut mcmc_rng,
             );
-            nfe += cost;
-            p.x = x;
-            p.eval = eval;
-            acceptance = acc;
-            step_used = Some(step);
+            nfe += moved.nfe;
+            tune_nfe += moved.tune_nfe;
+            (p.x, p.eval, acceptance) = (moved.x, moved.eval, moved.acceptance);
+            step_used = Some(moved.step);
         }
         record.acceptance = acceptance;
         record.nfe = nfe;
@@ -540,7 +539,7 @@ pub fn sample_smc(
                 score_norm: crate::target::mean_row_norm(p.eval.score.clone()),
                 term_score_norms: Vec::new(),
                 nfe,
-                tune_nfe: 0,
+                tune_nfe,
             });
         }
         callback(&Progress {
@@ -633,8 +632,22 @@ pub fn sample_smc(
     })
 }
 
+/// What [`run_kernel`] did.
+struct KernelRun {
+    x: Tensor<2>,
+    eval: Evaluation,
+    /// Mean acceptance of the MH kernels.
+    acceptance: Option<f64>,
+    /// The step used (after the search, if any).
+    step: f64,
+    /// Evaluations of the kernel steps (what NFE counts, as in annealed MCMC).
+    nfe: usize,
+    /// Evaluations of the step-size search (reported apart, as in annealed MCMC).
+    tune_nfe: usize,
+}
+
 /// `kernel.steps_per_level` steps of `kernel.kernel` at `level` from (x, eval), with the
-/// per-level step search when asked for. Returns (x, eval, mean acceptance, step, evaluations).
+/// per-level step search when asked for.
 #[allow(clippy::too_many_arguments)]
 fn run_kernel(
     target: &dyn Target,
@@ -645,7 +658,7 @@ fn run_kernel(
     level: usize,
     tuned: &mut Option<f64>,
     rng: &mut rand::rngs::StdRng,
-) -> (Tensor<2>, Evaluation, Option<f64>, f64, usize) {
+) -> KernelRun {
     let [n, dim] = x.dims();
     // Exact π_k-invariance, which the weights rely on: with partial momentum refresh, HMC must
     // negate the momentum on rejection (Horowitz's generalized HMC); without, it is biased.
@@ -662,13 +675,13 @@ fn run_kernel(
     let mass = kernel.mass.at(schedule, level);
     let mut v = randn(rng, [n, dim], &x.device()).mul_scalar(mass);
     let mut step = kernel.step_size.at(schedule, level);
-    let mut nfe = 0;
+    let (mut nfe, mut tune_nfe) = (0, 0);
     if let (Some(tune), true) = (&kernel.tune, kernel.kernel.is_metropolis()) {
         let start = tuned.unwrap_or(step);
         let (s, _, cost) = tune_step(target, kernel, tune, &x, &v, &eval, level, start, mass, rng);
         step = s;
         *tuned = Some(s);
-        nfe += cost;
+        tune_nfe = cost;
     }
     let mut acc = Vec::new();
     for _ in 0..kernel.steps_per_level {
@@ -684,5 +697,12 @@ fn run_kernel(
         }
     }
     let acceptance = (!acc.is_empty()).then(|| acc.iter().sum::<f64>() / acc.len() as f64);
-    (x, eval, acceptance, step, nfe)
+    KernelRun {
+        x,
+        eval,
+        acceptance,
+        step,
+        nfe,
+        tune_nfe,
+    }
 }
