@@ -569,3 +569,94 @@ fn smc_on_oracle_toys_estimates_the_exact_normalizer_of_ring_times_bar_and_box_n
         check_unbiased(what, &log_z, exact.log_normalizer());
     }
 }
+
+/// log q_c − log q_u of two diffused Gaussians, flagged as a classifier term: what a
+/// noise-conditioned classifier log p(y | x, t) = log q_t(x | y) − log q_t(x) + const is when
+/// the class-conditional and marginal laws are these.
+struct GaussianClassifier<'a> {
+    cond: DiffusedTarget<'a>,
+    marginal: DiffusedTarget<'a>,
+}
+
+impl Target for GaussianClassifier<'_> {
+    fn data_dim(&self) -> usize {
+        self.cond.data_dim()
+    }
+    fn has_energy(&self) -> bool {
+        true
+    }
+    fn evaluate(&self, x: Tensor<2>, level: usize) -> Evaluation {
+        let (c, m) = (
+            self.cond.evaluate(x.clone(), level),
+            self.marginal.evaluate(x, level),
+        );
+        Evaluation {
+            log_density: Some(c.log_density.unwrap() - m.log_density.unwrap()),
+            score: c.score - m.score,
+        }
+    }
+    fn evaluate_terms(
+        &self,
+        x: Tensor<2>,
+        level: usize,
+    ) -> Option<(Evaluation, Vec<ebdiff_sampler::ScoreTerm>)> {
+        let e = self.evaluate(x, level);
+        let term = ebdiff_sampler::ScoreTerm {
+            weight: 1.0,
+            score: e.score.clone(),
+            classifier: true,
+        };
+        Some((e, vec![term]))
+    }
+    fn noise_precision(&self) -> f64 {
+        0.0
+    }
+}
+
+#[test]
+fn fkc_weights_of_classifier_free_and_classifier_guidance_match_the_guided_law() {
+    // CFG with w = 2 on score-only Gaussians: p ∝ q_u^{1−w} q_c^w = N(m, v) with precision
+    // (1 − w)/v_u + w/v_c; and classifier guidance with λ = 2 on the same pair (a score-only
+    // marginal times an exact classifier), which targets the same law.
+    let schedule = schedule();
+    let (mu, vu, mc, vc, w) = (0.0, 1.0, 1.0, 0.25, 2.0);
+    let gauss_so = |m: f64, v: f64| {
+        Composition::leaf(ScoreOnly(DiffusedTarget {
+            data: IsotropicGmm::gaussian(vec![m], v),
+            schedule: &schedule,
+        }))
+    };
+    let precision = (1.0 - w) / vu + w / vc;
+    let var = 1.0 / precision;
+    let mean = var * ((1.0 - w) * mu / vu + w * mc / vc);
+    let cfg_target = Composition::guided(gauss_so(mu, vu), vec![gauss_so(mc, vc)], w).unwrap();
+    check_gaussian(
+        "score-only CFG w = 2",
+        &cfg_target,
+        &schedule,
+        &[mean],
+        var,
+        1000,
+        |s| s.weights = Some(SmcWeights::FkcAverage),
+    );
+    let classifier = Composition::leaf(GaussianClassifier {
+        cond: DiffusedTarget {
+            data: IsotropicGmm::gaussian(vec![mc], vc),
+            schedule: &schedule,
+        },
+        marginal: DiffusedTarget {
+            data: IsotropicGmm::gaussian(vec![mu], vu),
+            schedule: &schedule,
+        },
+    });
+    let guided = Composition::classifier_guided(gauss_so(mu, vu), classifier, w).unwrap();
+    check_gaussian(
+        "score-only model + classifier λ = 2",
+        &guided,
+        &schedule,
+        &[mean],
+        var,
+        1000,
+        |s| s.weights = Some(SmcWeights::FkcAverage),
+    );
+}
