@@ -137,6 +137,9 @@ struct SweepFile {
     axes: BTreeMap<String, BTreeMap<String, toml::Table>>,
     #[serde(default)]
     list: Vec<toml::Table>,
+    /// Combinations left out of the cross product: `{ axis = "label", … }`, all must match.
+    #[serde(default)]
+    exclude: Vec<BTreeMap<String, String>>,
     #[serde(default)]
     report: ReportConfig,
 }
@@ -393,6 +396,39 @@ pub fn parse(text: &str, origin: &str) -> Result<Sweep> {
         axes.push((key.clone(), out));
     }
 
+    // Each [[exclude]] entry: axis → label index, checked before anything is expanded.
+    let mut excluded: Vec<Vec<(usize, usize)>> = Vec::new();
+    for (i, entry) in file.exclude.iter().enumerate() {
+        if entry.is_empty() {
+            bail!("{origin}: [[exclude]] entry {i} is empty; give `axis = \"label\"` pairs");
+        }
+        let mut matcher = Vec::new();
+        for (axis, label) in entry {
+            let Some(a) = axes.iter().position(|(name, _)| name == axis) else {
+                bail!(
+                    "{origin}: [[exclude]] entry {i}: `{axis}` is not an axis; axes: {}",
+                    axes.iter()
+                        .map(|(a, _)| a.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            };
+            let Some(l) = axes[a].1.iter().position(|(name, _)| name == label) else {
+                bail!(
+                    "{origin}: [[exclude]] entry {i}: axis `{axis}` has no label `{label}`; labels: {}",
+                    axes[a]
+                        .1
+                        .iter()
+                        .map(|(l, _)| l.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            };
+            matcher.push((a, l));
+        }
+        excluded.push(matcher);
+    }
+
     // Cartesian product, first axis outermost.
     let mut combos: Vec<Vec<usize>> = vec![vec![]];
     for (_, labels) in &axes {
@@ -407,6 +443,11 @@ pub fn parse(text: &str, origin: &str) -> Result<Sweep> {
             })
             .collect();
     }
+    combos.retain(|c| {
+        !excluded
+            .iter()
+            .any(|m| m.iter().all(|&(axis, label)| c[axis] == label))
+    });
     let mut cells = Vec::new();
     let mut seen = BTreeMap::new();
     for combo in combos {

@@ -187,6 +187,72 @@ seed = [0, 1]
 }
 
 #[test]
+fn exclude_entries_drop_exactly_the_matching_combinations_and_name_bad_axes() {
+    let grid = r#"
+[grid]
+"sampler.kind" = ["ula", "hmc", "mala"]
+seed = [0, 1]
+[axes.param.energy]
+"models.a" = "runs/a"
+[axes.param.eps]
+"models.a" = "runs/a-eps"
+"#;
+    let all = parse(
+        &sweep_text("a = \"runs/a\"\nb = \"runs/b\"", grid),
+        "t.toml",
+    )
+    .unwrap();
+    let text = format!(
+        "{grid}\n[[exclude]]\nparam = \"eps\"\n\"sampler.kind\" = \"hmc\"\n[[exclude]]\nseed = \"seed1\"\n\"sampler.kind\" = \"mala\"\n"
+    );
+    let s = parse(
+        &sweep_text("a = \"runs/a\"\nb = \"runs/b\"", &text),
+        "t.toml",
+    )
+    .unwrap();
+    let names: Vec<&str> = s.cells.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "energy-ula-seed0",
+            "energy-ula-seed1",
+            "energy-hmc-seed0",
+            "energy-hmc-seed1",
+            "energy-mala-seed0",
+            "eps-ula-seed0",
+            "eps-ula-seed1",
+            "eps-mala-seed0",
+        ]
+    );
+    // The remaining cells keep the ids they have without the exclusions (finished cells stay).
+    for c in &s.cells {
+        assert_eq!(
+            all.cells.iter().find(|a| a.name == c.name).unwrap().id,
+            c.id
+        );
+    }
+    for (bad, says) in [
+        (
+            "[[exclude]]\nsampler = \"hmc\"\n",
+            "`sampler` is not an axis",
+        ),
+        (
+            "[[exclude]]\nparam = \"score\"\n",
+            "axis `param` has no label `score`",
+        ),
+        ("[[exclude]]\n", "is empty"),
+    ] {
+        let err = parse(
+            &sweep_text("a = \"runs/a\"\nb = \"runs/b\"", &format!("{grid}\n{bad}")),
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains(says), "{err}");
+    }
+}
+
+#[test]
 fn unknown_keys_and_unavailable_metrics_are_errors_naming_them() {
     let base = sweep_text("a = \"runs/a\"\nb = \"runs/b\"", "");
     let err = |text: &str| parse(text, "t.toml").expect_err("must fail").to_string();
