@@ -149,7 +149,8 @@ pub struct SamplerConfig {
     /// Extra points per leapfrog segment for score-only HMC.
     #[serde(default)]
     pub extra_points: usize,
-    /// Inclusive range of levels where MCMC runs (default: all).
+    /// Inclusive range of levels where MCMC runs: annealed MCMC's moves, SMC's rejuvenation
+    /// (default: all).
     #[serde(default)]
     pub window: Option<[usize; 2]>,
     /// Reverse-step variance for ancestral and the reverse modes.

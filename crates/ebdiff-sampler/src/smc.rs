@@ -508,7 +508,9 @@ pub fn sample_smc(
         };
         let mut record = reweight(&mut p, log_g, k as i64);
         clamped_any |= record.clamped > 0;
-        if let Some(r) = &opts.rejuvenate {
+        // `window` bounds rejuvenation as it bounds annealed MCMC's moves.
+        let in_window = (opts.kernel.window.0..=opts.kernel.window.1).contains(&k);
+        if let Some(r) = opts.rejuvenate.as_ref().filter(|_| in_window) {
             let mut kernel = opts.kernel.clone();
             kernel.kernel = r.kind;
             kernel.steps_per_level = r.steps;

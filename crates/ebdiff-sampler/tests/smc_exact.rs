@@ -209,6 +209,47 @@ fn smc_samples_gaussian_products_exactly_and_its_normalizer_is_unbiased() {
 }
 
 #[test]
+fn rejuvenation_runs_only_inside_the_window_and_stays_exact() {
+    let schedule = schedule();
+    let (m1, m2) = (means(1, -1.0), means(1, 0.5));
+    let product = Composition::product(vec![
+        (1.0, gauss(&schedule, m1.clone(), 0.25)),
+        (1.0, gauss(&schedule, m2.clone(), 0.5)),
+    ])
+    .unwrap();
+    let (mean, var, _) = product_law(&m1, 0.25, &m2, 0.5);
+    let windowed = |s: &mut SamplerConfig| {
+        rejuvenate_hmc(s);
+        s.window = Some([0, 29]);
+    };
+    let smc = run(&smc_config(200, 0, windowed), &product, &schedule)
+        .smc
+        .unwrap();
+    for l in smc.levels.iter().filter(|l| l.level >= 0) {
+        assert_eq!(
+            l.acceptance.is_some(),
+            l.level <= 29,
+            "level {}: acceptance {:?}",
+            l.level,
+            l.acceptance
+        );
+    }
+    let full = run(&smc_config(200, 0, rejuvenate_hmc), &product, &schedule)
+        .smc
+        .unwrap();
+    assert!(smc.levels.last().unwrap().nfe < full.levels.last().unwrap().nfe);
+    check_gaussian(
+        "product 1-D, hmc rejuvenation in levels 0-29",
+        &product,
+        &schedule,
+        &mean,
+        var,
+        600,
+        windowed,
+    );
+}
+
+#[test]
 fn without_resampling_smc_is_importance_sampling_of_the_whole_path() {
     // ess_threshold = 0: no level resamples, every particle keeps its own lineage, and the
     // weights are the path's importance weights. On one diffused Gaussian the ancestral proposal
