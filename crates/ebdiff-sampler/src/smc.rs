@@ -577,25 +577,31 @@ pub fn sample_smc(
         clamped_any |= record.clamped > 0;
         if let Some(r) = &opts.rejuvenate {
             // Rejuvenation at the data law: resample, then random-walk Metropolis steps (the
-            // data density may be discontinuous, so no gradients) of size σ₀, which spread the
-            // copies the resampling made. π_data-invariant, so the weights stay untouched.
+            // data density may be discontinuous, so no gradients), which spread the copies the
+            // resampling made. π_data-invariant, so the weights stay untouched. The walk starts
+            // at σ₀, far below a toy's scale (acceptance ≈ 0.96 left resampled copies within
+            // ~0.1 of each other), and widens while it accepts more than half of its moves
+            // (narrows below a fifth): the step depends only on the population's past
+            // acceptance, as SMC samplers' adaptive kernels do.
             if !record.resampled {
                 p.resample(resample_rng.random::<f64>(), device);
             }
             let density = |x: Tensor<2>| target.data_log_density(x).expect("checked");
             let mut lx = density(p.x.clone());
             let mut accepted = Vec::new();
+            let mut step = schedule.sigma(0);
             for _ in 0..DATA_RWM_STEPS_PER_STEP * r.steps {
-                let (x, l, acc) = crate::mcmc::rwm_step(
-                    &density,
-                    p.x.clone(),
-                    lx,
-                    schedule.sigma(0),
-                    &mut mcmc_rng,
-                );
+                let (x, l, acc) =
+                    crate::mcmc::rwm_step(&density, p.x.clone(), lx, step, &mut mcmc_rng);
                 p.x = x;
                 lx = l;
-                accepted.push(acc.mean().into_scalar::<f64>());
+                let rate = acc.mean().into_scalar::<f64>();
+                accepted.push(rate);
+                if rate > 0.5 {
+                    step *= 1.5;
+                } else if rate < 0.2 {
+                    step /= 1.5;
+                }
             }
             nfe += accepted.len() + 1;
             record.acceptance = Some(accepted.iter().sum::<f64>() / accepted.len() as f64);

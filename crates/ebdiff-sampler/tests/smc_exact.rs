@@ -604,7 +604,16 @@ fn smc_on_oracle_toys_estimates_the_exact_normalizer_of_ring_times_bar_and_box_n
         let log_z: Vec<f64> = (0..5)
             .map(|seed| {
                 let cfg = smc_config(1000, seed, rejuvenate_hmc);
-                run(&cfg, target, &schedule).smc.unwrap().log_z
+                let smc = run(&cfg, target, &schedule).smc.unwrap();
+                // The random walk at the data law widens from σ₀ until it accepts at most half
+                // of its moves; at σ₀ it accepted 96 % and left resampled copies clustered.
+                let data = smc.levels.last().unwrap();
+                let acceptance = data.acceptance.unwrap();
+                assert!(
+                    data.level == -1 && acceptance < 0.75,
+                    "{what}: data-level walk accepted {acceptance:.2}"
+                );
+                smc.log_z
             })
             .collect();
         check_unbiased(what, &log_z, exact.log_normalizer());
