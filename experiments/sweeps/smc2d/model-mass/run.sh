@@ -9,6 +9,7 @@ cells=experiments/sweeps/smc2d/cells
 mass=target/release/examples/level0_mass
 samples() { ls $cells/$1-{ancestral,hmc,smc,smc-hmc}-seed[0-9]-*/samples.npy; }
 {
+  $mass $here/oracle-product.toml "0,0.5;0,-0.5"
   $mass $here/trained-product.toml "0,0.5;0,-0.5" $(samples trained-product)
   $mass $here/trained-negation.toml "0.5,0.5;-0.5,0.5;0.5,-0.5;-0.5,-0.5" $(samples trained-negation)
   $mass $here/trained-bg-product.toml "0,0.5;0,-0.5" $(samples trained-bg-product)
