@@ -35,6 +35,8 @@ const COLUMNS: &[Column] = &[
     ("w2", "W2", 4),
     ("acceptance", "acceptance", 3),
     ("nfe", "NFE", 0),
+    ("ess_min", "ESS min", 3),
+    ("resamplings", "resamplings", 0),
     ("seconds", "seconds", 1),
     ("step_size", "step size", 4),
 ];

@@ -73,6 +73,12 @@ fn metric_notes() -> Vec<(&'static str, String)> {
             "acceptance is the mean MH acceptance over levels".into(),
         ),
         (
+            "ess_min",
+            "ESS min is SMC's smallest ESS/N over the levels (1/N: one particle carried all the \
+             weight), resamplings the number of levels that resampled"
+                .into(),
+        ),
+        (
             "step_size",
             "step size is the mean over levels of the step actually used".into(),
         ),
