@@ -65,11 +65,11 @@ pub fn run(args: GradcheckArgs, backend: BackendKind) -> Result<()> {
         }
         other => bail!("unknown --dtype `{other}`; allowed: f32, f64"),
     };
-    device.seed(args.seed);
     let device = device.autodiff();
     let timesteps = schedule_cfg.timesteps();
     let mut rng = stream(args.seed, "gradcheck");
-    let mut model = model_cfg.init(timesteps, &device);
+    let mut model =
+        ebdiff_model::seeded_init(&device, args.seed, || model_cfg.init(timesteps, &device));
     if !args.at_init {
         model = perturb_parameters(model, 0.05, &mut rng);
     }

@@ -1,7 +1,9 @@
 //! Shared foundations of ebdiff: the VP noise schedule (the one place σ_t is defined),
-//! run-time backend selection, seeded host-side randomness, and strict TOML config loading.
+//! run-time backend selection, the lock over Burn's process-wide RNG and autodiff graph, seeded
+//! host-side randomness, and strict TOML config loading.
 
 pub mod backend;
+pub mod burn_globals;
 pub mod config;
 pub mod rng;
 pub mod schedule;

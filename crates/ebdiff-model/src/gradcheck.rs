@@ -84,6 +84,7 @@ pub fn check_layer<X: Value, C, L: Layer<X, C>>(
 ) -> CheckResult {
     let (rel_err, scale) = match reference {
         Reference::Autodiff => {
+            let _exclusive = ebdiff_core::burn_globals::exclusive();
             let x = x.leaf();
             let (y, cache) = layer.forward_cached(x.clone(), ctx);
             let v = y.randn_like(rng);
@@ -401,8 +402,10 @@ pub fn check_dsm_param_grads(
     let cond = random_conditioning(rng, batch, timesteps, num_classes(model), &device);
     let x_t = randn(rng, [batch, model.data_dim], &device);
     let eps = randn(rng, [batch, model.data_dim], &device);
-    let loss = dsm_loss_on(model, x_t.clone(), eps.clone(), &cond);
-    let grads = loss.backward();
+    let grads = {
+        let _exclusive = ebdiff_core::burn_globals::exclusive();
+        dsm_loss_on(model, x_t.clone(), eps.clone(), &cond).backward()
+    };
     let mut collector = GradCollector {
         grads: &grads,
         path: Vec::new(),

@@ -15,12 +15,14 @@ pub mod classifier;
 pub mod config;
 pub mod gradcheck;
 pub mod layers;
+mod materialize;
 pub mod model;
 pub mod traits;
 pub mod vjp;
 
 pub use classifier::{ClassifierConfig, NoisyClassifier};
 pub use config::{BackboneConfig, EnergyFormKind, ModelConfig, ParameterizationKind};
+pub use materialize::seeded_init;
 pub use model::{DiffusionModel, EnergyForm, Parameterization};
 pub use traits::{Conditioning, EnergyModel, EpsModel, log_density_from_energy, score_from_eps};
 pub use vjp::{Layer, Visitor, Vjp};

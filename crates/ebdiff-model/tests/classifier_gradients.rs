@@ -64,6 +64,8 @@ fn logits_vjp_matches_autodiff_and_finite_differences() {
 
 #[test]
 fn log_prob_gradient_matches_autodiff() {
+    // Builds and differentiates a graph: apart from the other tests' threads (`burn_globals`).
+    let _exclusive = ebdiff_core::burn_globals::exclusive();
     let device = device().autodiff();
     let mut rng = stream(12, "classifier-logp");
     let clf = tiny().init([3, 8, 8], 5, &device);

@@ -119,6 +119,7 @@ fn norms_activation_resampling_and_combinators() {
     ];
     assert_ok(&results);
     // Concat: both parts of the split cotangent, against autodiff on each input.
+    let _exclusive = ebdiff_core::burn_globals::exclusive();
     let a = randn(&mut rng, [2, 3, 4, 4], &d).require_grad();
     let b = randn(&mut rng, [2, 5, 4, 4], &d).require_grad();
     let y = Tensor::cat(vec![a.clone(), b.clone()], 1);

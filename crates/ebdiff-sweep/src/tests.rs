@@ -17,11 +17,11 @@ fn untrained_run(dir: PathBuf, config: &str, seed: u64) -> PathBuf {
     std::fs::write(dir.join("config.toml"), config).unwrap();
     let cfg = ebdiff_trainer::ExperimentConfig::load(&dir.join("config.toml")).unwrap();
     let device = BackendKind::Flex.device().unwrap();
-    device.seed(seed);
-    cfg.model
-        .init(cfg.diffusion.build().len(), &device)
-        .save_file(dir.join("ema.bpk"))
-        .unwrap();
+    ebdiff_model::seeded_init(&device, seed, || {
+        cfg.model.init(cfg.diffusion.build().len(), &device)
+    })
+    .save_file(dir.join("ema.bpk"))
+    .unwrap();
     dir
 }
 

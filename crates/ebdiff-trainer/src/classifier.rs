@@ -93,8 +93,9 @@ pub fn train_classifier(
     mut on_step: impl FnMut(ClassifierStep),
 ) -> NoisyClassifier {
     let ad = device.clone().autodiff();
-    ad.seed(seed);
-    let mut clf = section.network.init(image_shape, num_classes, &ad);
+    let mut clf = ebdiff_model::seeded_init(&ad, seed, || {
+        section.network.init(image_shape, num_classes, &ad)
+    });
     let mut optim = AdamConfig::new().init();
     let dim = source.dim();
     for step in 0..section.steps {
@@ -103,6 +104,8 @@ pub fn train_classifier(
             .labels
             .expect("classifier training needs a labelled data source");
         let mut rng = stream_at(seed, "classifier-noise", step as u64);
+        // The graph and backward of this step, apart from other threads' (see `burn_globals`).
+        let exclusive = ebdiff_core::burn_globals::exclusive();
         let noised = noise_batch(&batch.x, dim, None, schedule, &mut rng, &ad);
         let logits = clf.logits(noised.x_t.clone(), levels_tensor(&noised.levels, &ad));
         let accuracy = correct(logits.clone(), &labels) as f64 / labels.len() as f64;
@@ -115,6 +118,7 @@ pub fn train_classifier(
         let loss_value = loss.into_scalar::<f64>();
         let grads = GradientsParams::from_grads(grads, &clf);
         clf = optim.step(section.lr, clf, grads);
+        drop(exclusive);
         on_step(ClassifierStep {
             step: step + 1,
             loss: loss_value,

@@ -104,10 +104,11 @@ pub fn run_toy2d(
     device: &Device,
     mut on_step: impl FnMut(&StepReport),
 ) -> Toy2dResult {
-    device.seed(cfg.run.seed);
     let schedule = cfg.diffusion.build();
     let opts = cfg.train_options();
-    let model = cfg.model.init(schedule.len(), &device.clone().autodiff());
+    let ad = device.clone().autodiff();
+    let model =
+        ebdiff_model::seeded_init(&ad, cfg.run.seed, || cfg.model.init(schedule.len(), &ad));
     let mut losses = Vec::with_capacity(cfg.train.steps);
     let (state, result) = train_dsm(
         TrainState::new(model, &opts.optimizer),

@@ -205,8 +205,9 @@ pub fn train_run(
         if !list_checkpoints(out).is_empty() {
             return Err(RunError::Exists(out.clone()));
         }
-        device.seed(cfg.run.seed);
-        let model = cfg.model.init(schedule.len(), &device.clone().autodiff());
+        let ad = device.clone().autodiff();
+        let model =
+            ebdiff_model::seeded_init(&ad, cfg.run.seed, || cfg.model.init(schedule.len(), &ad));
         TrainState::new(model, &train_opts.optimizer)
     };
     let first_step = state.step;

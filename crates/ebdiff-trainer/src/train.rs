@@ -176,6 +176,9 @@ pub fn train_dsm(
     let accum = opts.grad_accum.max(1);
     while (state.step as usize) < opts.steps {
         let step = state.step;
+        // Reseeding, the graph, backward and the updates of this step, uninterrupted by other
+        // threads' Burn work (see `ebdiff_core::burn_globals`); released before the callback.
+        let exclusive = ebdiff_core::burn_globals::exclusive();
         match train_step(&state, step, schedule, source, opts, accum, &device) {
             Err(e) => return (state, Err(e)),
             Ok((mut grads, loss)) => {
@@ -197,6 +200,7 @@ pub fn train_dsm(
                 state.examples_seen += opts.batch_size as u64;
                 let beta = opts.ema.beta(opts.batch_size, state.examples_seen);
                 state.ema.update(&state.model, beta);
+                drop(exclusive);
                 let report = StepReport {
                     step: state.step,
                     loss,

@@ -131,10 +131,10 @@ fn gradient_accumulation_matches_the_full_batch_update() {
     cfg.train.steps = 5;
     let source = toy2d_source(&cfg);
     let device = Device::flex();
-    // One initialization for every run: the backend RNG is shared with the tests running in
-    // parallel, so seeding it before each init would race with theirs.
-    device.seed(1);
-    let init = cfg.model.init(20, &device.clone().autodiff());
+    // One initialization for every run (seeding and drawing under the lock on Burn's
+    // process-wide RNG, which the tests running in parallel share).
+    let ad = device.clone().autodiff();
+    let init = ebdiff_model::seeded_init(&ad, 1, || cfg.model.init(20, &ad));
     let train = |accum: usize| {
         let mut c = cfg.clone();
         c.train.grad_accum = accum;
@@ -289,6 +289,8 @@ fn gradient_norms_name_the_non_finite_parameter() {
     use burn::optim::GradientsParams;
     use ebdiff_trainer::GradNorms;
     let cfg = tiny();
+    // Builds and differentiates a graph: apart from the other tests' threads (`burn_globals`).
+    let _exclusive = ebdiff_core::burn_globals::exclusive();
     let device = Device::flex().autodiff();
     let model = cfg.model.init(20, &device);
     let x = Tensor::<2>::ones([4, 2], &device);
