@@ -219,7 +219,7 @@ pub fn fid_stats(args: FidStatsArgs, backend: BackendKind) -> Result<()> {
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// Run directory (config.toml + ema.bpk).
+    /// Run directory (config.toml + ema.safetensors).
     #[arg(long)]
     checkpoint: PathBuf,
     /// Images to generate (EDM / score_sde convention: 50 000).

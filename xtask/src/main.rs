@@ -1,6 +1,7 @@
 //! `cargo xtask`: thin command-line layer over the ebdiff crates.
 
 mod bench;
+mod export;
 mod fetch;
 mod fid;
 mod gradcheck;
@@ -52,6 +53,9 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Run a sampler sweep (grid/list over sampling-config keys), resumably, and its report.
     Sweep(sweep::SweepArgs),
+    /// Export a run's EMA model (or a random one of a config) for other frameworks:
+    /// config.toml, model.safetensors and probe.safetensors (E and ∇ₓE at fixed inputs).
+    Export(export::ExportArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -78,6 +82,7 @@ fn main() {
         Command::Gradcheck(args) => gradcheck::run(args, cli.backend),
         Command::Sample(args) => sample::run(args, cli.backend),
         Command::Sweep(args) => sweep::run(args, cli.backend),
+        Command::Export(args) => export::run(args, cli.backend),
         Command::Bench { which } => bench::run(which, cli.backend),
     };
     if let Err(err) = result {

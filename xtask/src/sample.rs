@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct SampleArgs {
-    /// Run directory of the model to sample (holds config.toml and ema.bpk); it is the model
+    /// Run directory of the model to sample (holds config.toml and ema.safetensors); it is the model
     /// named "default" in compositions.
     #[arg(long)]
     checkpoint: Option<PathBuf>,

@@ -20,10 +20,17 @@ pub struct TrainArgs {
     /// Continue from the newest checkpoint in the run directory.
     #[arg(long)]
     resume: bool,
+    /// Start from these weights (safetensors named by module path, e.g. written by
+    /// scripts/torch/) instead of a random initialization; sets `train.init_from`.
+    #[arg(long, value_name = "MODEL.safetensors")]
+    init_from: Option<PathBuf>,
 }
 
 pub fn run(args: TrainArgs, backend: BackendKind) -> Result<()> {
-    let cfg = ExperimentConfig::load(&args.config)?;
+    let mut cfg = ExperimentConfig::load(&args.config)?;
+    if let Some(path) = args.init_from {
+        cfg.train.init_from = Some(path);
+    }
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.run.name));

@@ -42,6 +42,9 @@ pub fn run(args: TrainClassifierArgs, backend: BackendKind) -> Result<()> {
     for (level, a) in &summary.held_out_accuracy {
         println!("held-out accuracy at level {level:>4}: {a:.3}");
     }
-    println!("classifier: {}", out.join("classifier.bpk").display());
+    println!(
+        "classifier: {}",
+        out.join("classifier.safetensors").display()
+    );
     Ok(())
 }

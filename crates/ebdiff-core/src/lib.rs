@@ -5,7 +5,9 @@
 pub mod backend;
 pub mod burn_globals;
 pub mod config;
+pub mod module_weights;
 pub mod rng;
+pub mod safetensors;
 pub mod schedule;
 
 pub use backend::BackendKind;

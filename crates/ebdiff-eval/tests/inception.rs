@@ -227,3 +227,53 @@ fn converted_weights_round_trip_and_damage_is_detected() {
         .to_string();
     assert!(err.contains("sha256") && err.contains("damaged"), "{err}");
 }
+
+/// A folder converted by an older ebdiff holds a Burn `.bpk` record; loading it converts it to
+/// safetensors once (same network, same source hash) and removes the record.
+#[test]
+fn a_legacy_bpk_conversion_is_migrated_to_safetensors() {
+    use burn::module::Module;
+    use ebdiff_eval::inception::weights::{
+        CONVERTED_FILE, LEGACY_CONVERTED_FILE, PROVENANCE_FILE, WeightLayout, WeightsProvenance,
+        sha256_file,
+    };
+    struct Marked;
+    impl ConvSource for Marked {
+        fn conv(&mut self, s: &ConvSpec) -> Result<FoldedConv, String> {
+            let b = if s.name == "mixed_10.conv" { 0.5 } else { 0.0 };
+            Ok(FoldedConv {
+                weight: vec![0.0; s.c_out * s.c_in * s.kernel[0] * s.kernel[1]],
+                bias: vec![b; s.c_out],
+            })
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::default();
+    let legacy = dir.path().join(LEGACY_CONVERTED_FILE);
+    InceptionV3::build(&mut Marked, &device)
+        .unwrap()
+        .save_file(&legacy)
+        .unwrap();
+    let note = WeightsProvenance {
+        network: "inception-2015-12-05 pool3 (FID)".into(),
+        layout: WeightLayout::Torchscript,
+        source_file: "x.pt".into(),
+        source_sha256: "cd".into(),
+        converted_sha256: sha256_file(&legacy).unwrap(),
+    };
+    std::fs::write(
+        dir.path().join(PROVENANCE_FILE),
+        serde_json::to_string(&note).unwrap(),
+    )
+    .unwrap();
+    let (net, provenance) = load_inception(dir.path(), &device).unwrap();
+    assert!(dir.path().join(CONVERTED_FILE).is_file() && !legacy.exists());
+    assert_eq!(provenance.source_sha256, "cd");
+    let f = to_vec(
+        net.features(Tensor::<4>::zeros([1, 3, 8, 8], &device))
+            .reshape([1, 2048, 1, 1]),
+    );
+    assert!(f[..320].iter().all(|v| *v == 0.5) && f[320..].iter().all(|v| *v == 0.0));
+    // Loaded again: straight from the safetensors file.
+    assert!(load_inception(dir.path(), &device).is_ok());
+}

@@ -9,7 +9,7 @@
 //! mode = "pure"                 # pure | reverse-then-next | reverse-then-same
 //! steps_per_level = 10
 //! step_size = { law = "constant", value = 0.03 }
-//! [models]                      # name → run directory (config.toml + ema.bpk)
+//! [models]                      # name → run directory (config.toml + ema.safetensors)
 //! ring = "runs/ring"
 //! bar = "runs/bar"
 //! [composition]
@@ -513,7 +513,7 @@ impl CompositionSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum ModelSource {
-    /// A run directory written by `cargo xtask train` (config.toml + ema.bpk).
+    /// A run directory written by `cargo xtask train` (config.toml + ema.safetensors).
     Run(String),
     /// The exact diffused law of a 2-D toy under a noise schedule.
     Exact(crate::oracle::ExactModel),

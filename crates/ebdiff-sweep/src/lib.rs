@@ -181,7 +181,7 @@ pub fn run_cells(sweep: &Sweep, out: &Path, opts: &RunOptions) -> Result<Summary
     Ok(s)
 }
 
-/// Trains the models of `[train]` whose run directory has no `ema.bpk` yet (resuming one that
+/// Trains the models of `[train]` whose run directory has no EMA weights yet (resuming one that
 /// has checkpoints). `on_step` sees every training step (progress bars).
 pub fn train_missing(
     sweep: &Sweep,
@@ -190,7 +190,7 @@ pub fn train_missing(
     mut on_step: impl FnMut(&Path, &ebdiff_trainer::StepReport),
 ) -> Result<()> {
     for (dir, config) in &sweep.train {
-        if dir.join("ema.bpk").exists() {
+        if ebdiff_core::module_weights::weights_file(dir, "ema").is_some() {
             continue;
         }
         let cfg = ebdiff_trainer::ExperimentConfig::load(config)?;

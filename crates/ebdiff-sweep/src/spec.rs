@@ -150,7 +150,7 @@ pub struct Sweep {
     pub name: String,
     pub description: String,
     pub metrics: Vec<Metric>,
-    /// Model run directory → training config, trained before the cells when `ema.bpk` is missing.
+    /// Model run directory → training config, trained before the cells when its EMA weights are missing.
     pub train: BTreeMap<PathBuf, PathBuf>,
     pub report: ReportConfig,
     /// Axis names in expansion order (the `seed` key last).

@@ -4,23 +4,26 @@ use super::cell::{CellResult, STATUS_NA, STATUS_OK};
 use super::report::write_report;
 use super::spec::parse;
 use super::*;
-use burn::module::Module;
 use ebdiff_core::BackendKind;
 use ebdiff_data::io::npy::read_npy;
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicUsize;
 use std::time::SystemTime;
 
-/// A run directory (config.toml + ema.bpk) of a randomly initialized model of `config`.
+/// A run directory (config.toml + ema.safetensors) of a randomly initialized model of `config`.
 fn untrained_run(dir: PathBuf, config: &str, seed: u64) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("config.toml"), config).unwrap();
     let cfg = ebdiff_trainer::ExperimentConfig::load(&dir.join("config.toml")).unwrap();
     let device = BackendKind::Flex.device().unwrap();
-    ebdiff_model::seeded_init(&device, seed, || {
+    let model = ebdiff_model::seeded_init(&device, seed, || {
         cfg.model.init(cfg.diffusion.build().len(), &device)
-    })
-    .save_file(dir.join("ema.bpk"))
+    });
+    ebdiff_core::module_weights::save_module(
+        &model,
+        &dir.join("ema.safetensors"),
+        Default::default(),
+    )
     .unwrap();
     dir
 }
@@ -558,7 +561,7 @@ fn models_listed_under_train_are_trained_once_when_missing() {
     let device = BackendKind::Flex.device().unwrap();
     let no_stop = || Arc::new(AtomicBool::new(false));
     train_missing(&sweep, &device, no_stop(), |_, _| {}).unwrap();
-    let weights = a.join("ema.bpk");
+    let weights = a.join("ema.safetensors");
     let before = mtime_and_bytes(&weights);
     let cfg = ebdiff_trainer::RunDir::open(&a)
         .unwrap()

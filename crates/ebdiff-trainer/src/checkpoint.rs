@@ -1,14 +1,18 @@
 //! Checkpoints: everything needed to continue a run exactly.
 //!
-//! `checkpoints/step-00001000/` holds `model.bpk` (live weights), `ema.bpk`, `optim.bpk` (Adam
-//! moments) and `state.json` (step, examples seen, seed, the run's config, sha256 of every file).
+//! `checkpoints/step-00001000/` holds `model.safetensors` (live weights), `ema.safetensors`,
+//! `optim.safetensors` (Adam moments, named by parameter path) and `state.json` (step, examples
+//! seen, seed, the run's config, sha256 of every file). Identical states give identical bytes, so
+//! the digests identify the weights. Checkpoints of format 1 (Burn `.bpk` records) still load.
 //! Data order and noise are pure functions of (seed, step) (`ebdiff_core::rng::stream_at`), so the
 //! step *is* the RNG state. A checkpoint is written into a temporary directory and renamed into
 //! place, so a crash mid-write never leaves a half checkpoint under a real name.
 
-use burn::module::Module;
+use crate::optim_weights::{optim_from_safetensors, optim_to_safetensors};
 use burn::optim::ModuleOptimizer;
 use burn::tensor::Device;
+use ebdiff_core::module_weights::{WeightsError, load_weights, save_module};
+use ebdiff_core::safetensors::{SafeTensors, SafetensorsError};
 use ebdiff_model::{DiffusionModel, ModelConfig};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -16,8 +20,16 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-const FORMAT: u32 = 1;
-const FILES: [&str; 3] = ["model.bpk", "ema.bpk", "optim.bpk"];
+/// Format 2: safetensors. Format 1 (Burn `.bpk` records) is read, never written.
+const FORMAT: u32 = 2;
+
+fn weight_files(format: u32) -> [&'static str; 3] {
+    if format == 1 {
+        ["model.bpk", "ema.bpk", "optim.bpk"]
+    } else {
+        ["model.safetensors", "ema.safetensors", "optim.safetensors"]
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileDigest {
@@ -140,20 +152,26 @@ pub fn write_checkpoint(
         std::fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
     }
     std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-    let save_err = |path: PathBuf| {
-        move |e: burn::store::RecordError| CheckpointError::Io {
-            error: std::io::Error::other(format!("{e:?}")),
-            path,
-        }
+    let meta_tag = BTreeMap::from([("format".to_string(), "ebdiff".to_string())]);
+    let save_err = |e: SafetensorsError| match e {
+        SafetensorsError::Io(path, error) => CheckpointError::Io { path, error },
+        other => CheckpointError::Io {
+            path: tmp.clone(),
+            error: std::io::Error::other(other.to_string()),
+        },
     };
-    let p = tmp.join("model.bpk");
-    model.valid().save_file(&p).map_err(save_err(p.clone()))?;
-    let p = tmp.join("ema.bpk");
-    ema.clone().save_file(&p).map_err(save_err(p.clone()))?;
-    let p = tmp.join("optim.bpk");
-    optim.save(&p).map_err(save_err(p.clone()))?;
+    let p = tmp.join("model.safetensors");
+    save_module(model, &p, meta_tag.clone()).map_err(save_err)?;
+    let p = tmp.join("ema.safetensors");
+    save_module(ema, &p, meta_tag.clone()).map_err(save_err)?;
+    let p = tmp.join("optim.safetensors");
+    let state = optim_to_safetensors(optim, model).map_err(|problem| CheckpointError::Corrupt {
+        path: p.clone(),
+        problem,
+    })?;
+    state.write(&p).map_err(save_err)?;
     let mut files = BTreeMap::new();
-    for name in FILES {
+    for name in weight_files(FORMAT) {
         files.insert(name.to_string(), digest(&tmp.join(name))?);
     }
     let state = CheckpointState {
@@ -215,16 +233,16 @@ pub fn read_state(dir: &Path) -> Result<CheckpointState, CheckpointError> {
             path: p.clone(),
             problem: format!("unreadable state: {e}"),
         })?;
-    if state.format != FORMAT {
+    if state.format != FORMAT && state.format != 1 {
         return Err(CheckpointError::Corrupt {
             path: p,
             problem: format!(
-                "format {} but this ebdiff reads format {FORMAT}",
+                "format {} but this ebdiff reads formats 1 and {FORMAT}",
                 state.format
             ),
         });
     }
-    for name in FILES {
+    for name in weight_files(state.format) {
         let path = dir.join(name);
         let expected = state
             .files
@@ -282,22 +300,36 @@ pub fn load_checkpoint(
     let state = read_state(dir)?;
     let corrupt = |name: &str| {
         let path = dir.join(name);
-        move |e: burn::store::RecordError| CheckpointError::Corrupt {
+        move |e: WeightsError| CheckpointError::Corrupt {
             path,
-            problem: format!("does not fit the configured model: {e:?}"),
+            problem: format!("{e}"),
         }
     };
-    let model = model_cfg
-        .init(timesteps, &device.clone().autodiff())
-        .try_load_file(dir.join("model.bpk"))
-        .map_err(corrupt("model.bpk"))?;
-    let ema = model_cfg
-        .init(timesteps, device)
-        .try_load_file(dir.join("ema.bpk"))
-        .map_err(corrupt("ema.bpk"))?;
-    let optim = optim
-        .load(dir.join("optim.bpk"))
-        .map_err(corrupt("optim.bpk"))?;
+    // Modules built lazily and filled from the files: nothing is drawn from the backend RNG.
+    let model = load_weights(
+        model_cfg.init(timesteps, &device.clone().autodiff()),
+        dir,
+        "model",
+    )
+    .map_err(corrupt("model"))?;
+    let ema =
+        load_weights(model_cfg.init(timesteps, device), dir, "ema").map_err(corrupt("ema"))?;
+    let optim = if state.format == 1 {
+        optim
+            .load(dir.join("optim.bpk"))
+            .map_err(|e| CheckpointError::Corrupt {
+                path: dir.join("optim.bpk"),
+                problem: format!("does not fit the configured model: {e:?}"),
+            })?
+    } else {
+        let p = dir.join("optim.safetensors");
+        let bad = |problem: String| CheckpointError::Corrupt {
+            path: p.clone(),
+            problem,
+        };
+        let file = SafeTensors::read(&p).map_err(|e| bad(e.to_string()))?;
+        optim_from_safetensors(optim, &model, &file).map_err(bad)?
+    };
     Ok(Restored {
         state,
         model,

@@ -175,7 +175,7 @@ pub struct ClassifierSummary {
 
 /// `cargo xtask train-classifier` as a library call: trains the `[classifier]` of `cfg` on its
 /// image data and noise schedule into `out` (config.toml, metrics.jsonl every 25 steps,
-/// classifier.bpk, summary.json), loadable with [`crate::RunDir::load_classifier`].
+/// classifier.safetensors, summary.json), loadable with [`crate::RunDir::load_classifier`].
 pub fn train_classifier_to_dir(
     cfg: &crate::ExperimentConfig,
     out: &std::path::Path,
@@ -238,13 +238,13 @@ pub fn train_classifier_to_dir(
         return Err(RunError::Io(metrics_path, e));
     }
     metrics.flush().map_err(io(metrics_path))?;
-    let weights = out.join("classifier.bpk");
-    clf.clone()
-        .save_file(&weights)
-        .map_err(|e| RunError::Weights {
+    let weights = out.join("classifier.safetensors");
+    ebdiff_core::module_weights::save_module(&clf, &weights, Default::default()).map_err(|e| {
+        RunError::Weights {
             path: weights.clone(),
-            message: format!("saving: {e:?}"),
-        })?;
+            message: format!("saving: {e}"),
+        }
+    })?;
     let t = schedule.len();
     let held_out_accuracy = [0, t / 10, t / 2, 9 * t / 10]
         .into_iter()

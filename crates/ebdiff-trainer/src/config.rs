@@ -80,6 +80,12 @@ pub struct TrainSection {
     /// Steps between sample grids / scatter plots with fixed seeds (0: only at the end).
     #[serde(default)]
     pub sample_every: usize,
+    /// Start from these weights instead of a random initialization: a safetensors file whose
+    /// tensors are named by module path (an ebdiff `model.safetensors`, or one exported from the
+    /// PyTorch twin in `scripts/torch/`). Every name and shape must match the model; the error
+    /// lists those that do not. Relative paths are relative to the working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<std::path::PathBuf>,
 }
 
 fn one() -> usize {

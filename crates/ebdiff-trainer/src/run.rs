@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Settings a resumed run may change; anything else must match the checkpoint.
-pub const RESUMABLE_CHANGES: [&str; 9] = [
+pub const RESUMABLE_CHANGES: [&str; 10] = [
     "train.steps",
     "train.log_every",
     "train.checkpoint_every",
@@ -32,6 +32,7 @@ pub const RESUMABLE_CHANGES: [&str; 9] = [
     "train.lr",
     "train.lr_schedule",
     "train.grad_clip",
+    "train.init_from",
     "sample.",
 ];
 
@@ -206,8 +207,19 @@ pub fn train_run(
             return Err(RunError::Exists(out.clone()));
         }
         let ad = device.clone().autodiff();
-        let model =
-            ebdiff_model::seeded_init(&ad, cfg.run.seed, || cfg.model.init(schedule.len(), &ad));
+        let model = match &cfg.train.init_from {
+            // Lazily built and filled from the file: no random draws.
+            Some(path) => {
+                ebdiff_core::module_weights::load_module(cfg.model.init(schedule.len(), &ad), path)
+                    .map_err(|e| RunError::Weights {
+                        path: path.clone(),
+                        message: format!("init_from: {e}"),
+                    })?
+            }
+            None => {
+                ebdiff_model::seeded_init(&ad, cfg.run.seed, || cfg.model.init(schedule.len(), &ad))
+            }
+        };
         TrainState::new(model, &train_opts.optimizer)
     };
     let first_step = state.step;

@@ -1,16 +1,17 @@
 //! A run directory as a library type: open one that `train` wrote and load its config, noise
 //! schedule, EMA model or classifier in one call, or load every model a sampling config names.
 //!
-//! runs/NAME/ holds `config.toml` (the experiment as run), the newest `ema.bpk`/`model.bpk`
-//! copied to the top level when training ends, `checkpoints/`, `metrics.jsonl` and the rest
-//! (see `run.rs`); a classifier directory (`train-classifier`) holds `config.toml` and
-//! `classifier.bpk`.
+//! runs/NAME/ holds `config.toml` (the experiment as run), the newest `ema.safetensors`/
+//! `model.safetensors` copied to the top level when training ends, `checkpoints/`,
+//! `metrics.jsonl` and the rest (see `run.rs`); a classifier directory (`train-classifier`) holds
+//! `config.toml` and `classifier.safetensors`. Runs written before safetensors hold `.bpk`
+//! records instead, which still load.
 
 use crate::config::ExperimentConfig;
 use crate::run::RunError;
-use burn::module::Module;
 use burn::tensor::Device;
 use ebdiff_core::NoiseSchedule;
+use ebdiff_core::module_weights::{load_weights, weights_file};
 use ebdiff_model::{DiffusionModel, NoisyClassifier};
 use ebdiff_sampler::config::DEFAULT_MODEL;
 use ebdiff_sampler::{Component, Components, ModelSource, SamplingConfig};
@@ -75,25 +76,21 @@ impl RunDir {
         crate::checkpoint::latest_checkpoint(&self.path)
     }
 
-    /// Config, schedule and EMA weights (`ema.bpk`) on `device`.
+    /// Config, schedule and EMA weights (`ema.safetensors`) on `device`.
     pub fn load(&self, device: &Device) -> Result<LoadedRun, RunError> {
         let config = self.config()?;
         let schedule = config.diffusion.build();
-        let weights = self.join("ema.bpk");
-        if !weights.is_file() {
+        let Some(weights) = weights_file(&self.path, "ema") else {
             return Err(RunError::NotARun {
                 path: self.path.clone(),
-                hint: "ema.bpk is missing (training has not finished; `cargo xtask train --resume` completes it)",
+                hint: "ema.safetensors is missing (training has not finished; `cargo xtask train --resume` completes it)",
             });
-        }
-        let model = config
-            .model
-            .init(schedule.len(), device)
-            .try_load_file(&weights)
+        };
+        let model = load_weights(config.model.init(schedule.len(), device), &self.path, "ema")
             .map_err(|e| RunError::Weights {
                 path: weights.clone(),
                 message: format!(
-                    "{e:?} (a corrupt file, or weights of another model config than config.toml)"
+                    "{e} (a corrupt file, or weights of another model config than config.toml)"
                 ),
             })?;
         Ok(LoadedRun {
@@ -119,15 +116,15 @@ impl RunDir {
                 hint: "a classifier needs an image model with num_classes",
             });
         };
-        let weights = self.join("classifier.bpk");
-        let classifier = section
-            .network
-            .init(shape, classes, device)
-            .try_load_file(&weights)
-            .map_err(|e| RunError::Weights {
-                path: weights.clone(),
-                message: format!("{e:?}"),
-            })?;
+        let classifier = load_weights(
+            section.network.init(shape, classes, device),
+            &self.path,
+            "classifier",
+        )
+        .map_err(|e| RunError::Weights {
+            path: self.join("classifier.safetensors"),
+            message: format!("{e}"),
+        })?;
         Ok(LoadedClassifier {
             schedule: config.diffusion.build(),
             config,

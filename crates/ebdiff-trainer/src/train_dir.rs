@@ -1,6 +1,6 @@
 //! `cargo xtask train` as a library call: train an experiment config into a run directory with
 //! sample snapshots (scatter plots for 2-D toys, image grids with fixed seeds), then finish the
-//! run: top-level `ema.bpk`/`model.bpk` (what sampling loads), `samples.png` and `summary.json`;
+//! run: top-level `ema.safetensors`/`model.safetensors` (what sampling loads), `samples.png` and `summary.json`;
 //! 2-D runs are scored against their exact target.
 
 use crate::config::ExperimentConfig;
@@ -186,9 +186,18 @@ fn finish(
     outcome: &RunOutcome,
     mut summary: serde_json::Value,
 ) -> Result<(), RunError> {
-    for name in ["ema.bpk", "model.bpk"] {
-        let from = outcome.checkpoint.join(name);
+    for stem in ["ema", "model"] {
+        // A checkpoint of format 1 (resumed from an old run) holds .bpk files; copy what it has.
+        let from = ebdiff_core::module_weights::weights_file(&outcome.checkpoint, stem)
+            .unwrap_or_else(|| outcome.checkpoint.join(format!("{stem}.safetensors")));
+        let name = from.file_name().expect("a file name");
         std::fs::copy(&from, out.join(name)).map_err(io(&from))?;
+        // A stale copy in the other format would shadow or confuse; keep only the newest.
+        for old in [format!("{stem}.bpk"), format!("{stem}.safetensors")] {
+            if old.as_str() != name && out.join(&old).exists() {
+                std::fs::remove_file(out.join(&old)).map_err(io(&out.join(&old)))?;
+            }
+        }
     }
     let tail = &outcome.losses[outcome
         .losses

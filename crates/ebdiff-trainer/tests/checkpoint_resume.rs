@@ -180,13 +180,13 @@ fn corrupt_and_expect(mutate: impl Fn(&Path), expect: &[&str]) {
 fn flipped_byte_in_weights_is_refused_naming_the_file() {
     corrupt_and_expect(
         |c| {
-            let p = c.join("model.bpk");
+            let p = c.join("model.safetensors");
             let mut bytes = std::fs::read(&p).unwrap();
             let i = bytes.len() - 5;
             bytes[i] ^= 0x40;
             std::fs::write(&p, bytes).unwrap();
         },
-        &["model.bpk", "sha256"],
+        &["model.safetensors", "sha256"],
     );
 }
 
@@ -194,11 +194,11 @@ fn flipped_byte_in_weights_is_refused_naming_the_file() {
 fn truncated_optimizer_state_is_refused_naming_the_file() {
     corrupt_and_expect(
         |c| {
-            let p = c.join("optim.bpk");
+            let p = c.join("optim.safetensors");
             let bytes = std::fs::read(&p).unwrap();
             std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
         },
-        &["optim.bpk", "truncated"],
+        &["optim.safetensors", "truncated"],
     );
 }
 

