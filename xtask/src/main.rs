@@ -6,6 +6,7 @@ mod fetch;
 mod fid;
 mod gradcheck;
 mod progress;
+mod report;
 mod sample;
 mod sweep;
 mod train;
@@ -56,6 +57,9 @@ enum Command {
     /// Export a run's EMA model (or a random one of a config) for other frameworks:
     /// config.toml, model.safetensors and probe.safetensors (E and ∇ₓE at fixed inputs).
     Export(export::ExportArgs),
+    /// A run's HTML report: training curves, samples of every saved step, resumptions,
+    /// evaluation results, config (RUN/report/index.html; also written when training ends).
+    Report(report::ReportArgs),
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -83,6 +87,7 @@ fn main() {
         Command::Sample(args) => sample::run(args, cli.backend),
         Command::Sweep(args) => sweep::run(args, cli.backend),
         Command::Export(args) => export::run(args, cli.backend),
+        Command::Report(args) => report::run(args),
         Command::Bench { which } => bench::run(which, cli.backend),
     };
     if let Err(err) = result {

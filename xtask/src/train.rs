@@ -45,6 +45,9 @@ pub fn run(args: TrainArgs, backend: BackendKind) -> Result<()> {
     let trained = train_to_dir(&cfg, &device, &opts, step_reporter(&cfg, &bar))?;
     bar.finish();
     if trained.outcome.interrupted {
+        if let Err(e) = ebdiff_trainer::report::write_run_report(&out) {
+            tracing::warn!("run report not written: {e:#}");
+        }
         println!(
             "stopped at step {}; checkpoint {}. Continue with --resume.",
             trained.outcome.state.step,

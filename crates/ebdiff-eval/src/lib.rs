@@ -4,6 +4,7 @@
 //! `fid-stats` and `eval` ([`pipeline`]), and plots. Array files are read and written by
 //! [`ebdiff_data::io`].
 
+pub mod chart;
 pub mod composition_accuracy;
 pub mod distances;
 mod feature_rows;
@@ -11,6 +12,7 @@ pub mod feature_stats;
 pub mod fid;
 pub mod frechet;
 pub mod grid;
+pub mod html;
 pub mod inception;
 pub mod kid;
 pub mod pipeline;

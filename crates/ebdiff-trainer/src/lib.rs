@@ -12,6 +12,7 @@ pub mod experiment;
 pub mod export;
 pub mod optim;
 pub mod optim_weights;
+pub mod report;
 pub mod run;
 pub mod run_dir;
 pub mod train;

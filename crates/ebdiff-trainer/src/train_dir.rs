@@ -207,5 +207,12 @@ fn finish(
     summary["steps"] = serde_json::json!(outcome.state.step);
     summary["checkpoint"] = serde_json::json!(outcome.checkpoint);
     let path = out.join("summary.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&summary).expect("json")).map_err(io(&path))
+    std::fs::write(&path, serde_json::to_string_pretty(&summary).expect("json"))
+        .map_err(io(&path))?;
+    // The report is a view of the files written above: failing to draw it loses nothing.
+    match crate::report::write_run_report(out) {
+        Ok(p) => tracing::info!("report: {}", p.display()),
+        Err(e) => tracing::warn!("run report not written: {e:#}"),
+    }
+    Ok(())
 }

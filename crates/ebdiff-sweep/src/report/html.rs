@@ -6,46 +6,12 @@ use super::tables::Table;
 use super::{CellState, Report};
 use crate::cell::STATUS_OK;
 use crate::cell_dir;
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
+use ebdiff_eval::html::{escape as esc, fill};
 use std::fmt::Write as _;
 
 const PAGE: &str = include_str!("template.html");
 const PANEL: &str = include_str!("panel.html");
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// `template` with every `{{key}}` replaced by its value, inserted as is (escape text first) and
-/// not scanned again. A placeholder without a value, or a value without a placeholder, is an
-/// error: the template and this code disagree.
-fn fill(template: &str, values: &[(&str, &str)]) -> Result<String> {
-    let mut out = String::with_capacity(template.len());
-    let mut used = vec![false; values.len()];
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find("}}")
-            .context("the report template has an unclosed `{{`")?;
-        let key = &after[..end];
-        let Some(i) = values.iter().position(|(k, _)| *k == key) else {
-            bail!("the report template's `{{{{{key}}}}}` has no value");
-        };
-        used[i] = true;
-        out.push_str(values[i].1);
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    if let Some(i) = used.iter().position(|u| !u) {
-        bail!("the report template has no `{{{{{}}}}}`", values[i].0);
-    }
-    Ok(out)
-}
 
 /// The page: the sweep's description and counts, then one section per panel.
 pub(super) fn index_html(

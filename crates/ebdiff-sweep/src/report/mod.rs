@@ -8,7 +8,6 @@
 //! This file reads the cells' states, groups the cells (same labels but the seed) into panels,
 //! and writes the outputs.
 
-mod chart;
 mod html;
 mod plots;
 mod tables;

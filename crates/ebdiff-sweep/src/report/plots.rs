@@ -1,10 +1,10 @@
 //! The report's SVG charts (`report/plots/*.svg`), per panel: each quality metric against NFE,
 //! against `report.x` and against the step size actually used, and MH acceptance per level.
 
-use super::chart::{Chart, Series, chart_svg};
 use super::{Group, Report, mean_std};
 use crate::spec::sanitize;
 use anyhow::Result;
+use ebdiff_eval::chart::{Chart, Series, chart_svg};
 use plotters::prelude::SeriesLabelPosition;
 use std::collections::BTreeMap;
 use std::path::Path;
