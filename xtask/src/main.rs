@@ -1,6 +1,7 @@
 //! `cargo xtask`: thin command-line layer over the ebdiff crates.
 
 mod bench;
+mod dashboard;
 mod export;
 mod fetch;
 mod fid;
@@ -68,14 +69,23 @@ enum Command {
 }
 
 fn main() {
+    let cli = Cli::parse();
+    // The dashboard owns the terminal; log lines would be drawn over it (train.log keeps the
+    // run's events either way).
+    let quiet_logs = matches!(&cli.command, Command::Train(a) if a.dashboard);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(move || -> Box<dyn std::io::Write> {
+            if quiet_logs {
+                Box::new(std::io::sink())
+            } else {
+                Box::new(std::io::stderr())
+            }
+        })
         .init();
-    let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train::run(args, cli.backend),
         Command::Fetch(args) => fetch::run(args),

@@ -1,12 +1,14 @@
 //! `cargo xtask train`: train into a run directory (checkpoints, metrics, snapshots), resumable
 //! with `--resume`, stopped cleanly by Ctrl-C; 2-D runs are then scored against the exact target.
 
+use crate::dashboard::Dashboard;
 use crate::progress::{bar, stop_on_ctrl_c};
-use anyhow::Result;
+use anyhow::{Result, bail};
 use clap::Args;
 use ebdiff_core::BackendKind;
 use ebdiff_trainer::{ExperimentConfig, RunOptions, StepReport, train_to_dir};
 use indicatif::ProgressBar;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -24,6 +26,13 @@ pub struct TrainArgs {
     /// scripts/torch/) instead of a random initialization; sets `train.init_from`.
     #[arg(long, value_name = "MODEL.safetensors")]
     init_from: Option<PathBuf>,
+    /// burn-train's terminal dashboard (live plots, progress, ETA; `q` or Ctrl-C stops with a
+    /// checkpoint) instead of the progress bar; its metric files go to RUN/burn-train/.
+    #[arg(long, conflicts_with = "quiet")]
+    pub dashboard: bool,
+    /// No progress display (scripts, CI); the summary lines are still printed.
+    #[arg(long)]
+    quiet: bool,
 }
 
 pub fn run(args: TrainArgs, backend: BackendKind) -> Result<()> {
@@ -36,14 +45,30 @@ pub fn run(args: TrainArgs, backend: BackendKind) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.run.name));
     let device = backend.device().map_err(anyhow::Error::msg)?;
     tracing::info!(run = %cfg.run.name, backend = %backend, out = %out.display(), "training");
+    let stop = stop_on_ctrl_c()?;
     let opts = RunOptions {
         out: out.clone(),
         resume: args.resume,
-        stop: stop_on_ctrl_c()?,
+        stop: stop.clone(),
     };
-    let bar = step_bar(&cfg);
-    let trained = train_to_dir(&cfg, &device, &opts, step_reporter(&cfg, &bar))?;
-    bar.finish();
+    let trained = if args.dashboard {
+        if !std::io::stdout().is_terminal() {
+            bail!(
+                "--dashboard needs a terminal, and stdout is not one: use the default progress bar, or --quiet"
+            );
+        }
+        let mut dashboard = Dashboard::open(&out, cfg.train.steps, cfg.train.batch_size, stop);
+        let trained = train_to_dir(&cfg, &device, &opts, |r| dashboard.step(r));
+        dashboard.close();
+        trained?
+    } else if args.quiet {
+        train_to_dir(&cfg, &device, &opts, |_| {})?
+    } else {
+        let bar = step_bar(&cfg);
+        let trained = train_to_dir(&cfg, &device, &opts, step_reporter(&cfg, &bar))?;
+        bar.finish();
+        trained
+    };
     if trained.outcome.interrupted {
         if let Err(e) = ebdiff_trainer::report::write_run_report(&out) {
             tracing::warn!("run report not written: {e:#}");
