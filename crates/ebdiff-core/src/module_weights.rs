@@ -28,22 +28,37 @@ impl PathTracker {
     fn exit(&mut self) {
         self.0.pop();
     }
-    fn name(&self, leaf: Option<&str>) -> String {
+    fn name(&self) -> String {
         self.0
             .iter()
             .map(String::as_str)
-            .chain(leaf)
             .filter(|s| !s.is_empty())
             .collect::<Vec<_>>()
             .join(".")
     }
 }
 
-/// Burn calls `enter_module` for the parameter's own field too, so the path at a parameter is
-/// already complete.
+/// Walks a module's float parameters with their paths (Burn calls `enter_module` for the
+/// parameter's own field too, so the path at a parameter is already complete), collecting ids
+/// and, when `values` is set, the values as f32.
 struct Collect {
     path: PathTracker,
+    values: bool,
     tensors: BTreeMap<String, RawTensor>,
+    ids: BTreeMap<String, ParamId>,
+}
+
+impl Collect {
+    fn walk<M: Module>(module: &M, values: bool) -> Collect {
+        let mut c = Collect {
+            path: PathTracker::default(),
+            values,
+            tensors: BTreeMap::new(),
+            ids: BTreeMap::new(),
+        };
+        module.visit(&mut c);
+        c
+    }
 }
 
 impl ModuleVisitor for Collect {
@@ -54,54 +69,30 @@ impl ModuleVisitor for Collect {
         self.path.exit();
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let name = self.path.name(None);
-        let t = param.val();
-        let shape = t.shape().dims::<D>().to_vec();
-        let values: Vec<f32> = t
-            .into_data()
-            .convert::<f32>()
-            .try_into_vec::<f32>()
-            .expect("float parameters convert to f32");
-        let previous = self
-            .tensors
-            .insert(name.clone(), RawTensor::f32(shape, &values));
+        let name = self.path.name();
+        let previous = self.ids.insert(name.clone(), param.id);
         assert!(previous.is_none(), "two parameters named `{name}`");
+        if self.values {
+            let t = param.val();
+            let shape = t.shape().dims::<D>().to_vec();
+            let values: Vec<f32> = t
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .expect("float parameters convert to f32");
+            self.tensors.insert(name, RawTensor::f32(shape, &values));
+        }
     }
 }
 
 /// The module's parameters by name, as f32.
 pub fn named_tensors<M: Module>(module: &M) -> BTreeMap<String, RawTensor> {
-    let mut c = Collect {
-        path: PathTracker::default(),
-        tensors: BTreeMap::new(),
-    };
-    module.visit(&mut c);
-    c.tensors
+    Collect::walk(module, true).tensors
 }
 
-/// The module's parameter ids by name (optimizer state is keyed by id).
+/// The module's parameter ids by name (optimizer state is keyed by id). Reads no values.
 pub fn param_ids<M: Module>(module: &M) -> BTreeMap<String, ParamId> {
-    struct Ids {
-        path: PathTracker,
-        ids: BTreeMap<String, ParamId>,
-    }
-    impl ModuleVisitor for Ids {
-        fn enter_module(&mut self, name: &str, container: &str) {
-            self.path.enter(name, container);
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.path.exit();
-        }
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            self.ids.insert(self.path.name(None), param.id);
-        }
-    }
-    let mut v = Ids {
-        path: PathTracker::default(),
-        ids: BTreeMap::new(),
-    };
-    module.visit(&mut v);
-    v.ids
+    Collect::walk(module, false).ids
 }
 
 /// What did not fit when loading named tensors into a module.
@@ -201,7 +192,7 @@ impl ModuleMapper for Load<'_> {
         self.path.exit();
     }
     fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let name = self.path.name(None);
+        let name = self.path.name();
         let want = param.lazy_shape().dims::<D>().to_vec();
         let Some(raw) = self.tensors.get(&name) else {
             self.found.missing.push(name);

@@ -386,38 +386,33 @@ pub fn load_inception(
     if !record.is_file() || !note.is_file() {
         return Err(InceptionError::Missing(dir.to_path_buf()));
     }
-    let text = std::fs::read_to_string(&note).map_err(|e| bad(&note)(e.to_string()))?;
+    let provenance = checked_provenance(&record, &note)?;
+    let net = ebdiff_core::module_weights::load_module(InceptionV3::skeleton(device), &record)
+        .map_err(|e| bad(&record)(format!("not the FID network: {e}")))?;
+    Ok((net, provenance))
+}
+
+/// The provenance note, after checking that `record` has the sha256 it recorded.
+fn checked_provenance(record: &Path, note: &Path) -> Result<WeightsProvenance, InceptionError> {
+    let text = std::fs::read_to_string(note).map_err(|e| bad(note)(e.to_string()))?;
     let provenance: WeightsProvenance =
-        serde_json::from_str(&text).map_err(|e| bad(&note)(e.to_string()))?;
-    let got = sha256_file(&record)?;
+        serde_json::from_str(&text).map_err(|e| bad(note)(e.to_string()))?;
+    let got = sha256_file(record)?;
     if got != provenance.converted_sha256 {
-        return Err(bad(&record)(format!(
+        return Err(bad(record)(format!(
             "sha256 {got} differs from {} recorded at conversion: the file is damaged; \
              delete the folder and run `cargo xtask fetch inception` again",
             provenance.converted_sha256
         )));
     }
-    let net = ebdiff_core::module_weights::load_module(InceptionV3::skeleton(device), &record)
-        .map_err(|e| bad(&record)(format!("not the FID network: {e}")))?;
-    Ok((net, provenance))
+    Ok(provenance)
 }
 
 /// Rewrites a folder converted by an older ebdiff (`.bpk`, checked against its note) as
 /// safetensors with a new note; the source file and its sha256 stay what they were.
 fn migrate_legacy(dir: &Path, device: &Device) -> Result<(), InceptionError> {
     let legacy = dir.join(LEGACY_CONVERTED_FILE);
-    let note = dir.join(PROVENANCE_FILE);
-    let text = std::fs::read_to_string(&note).map_err(|e| bad(&note)(e.to_string()))?;
-    let old: WeightsProvenance =
-        serde_json::from_str(&text).map_err(|e| bad(&note)(e.to_string()))?;
-    let got = sha256_file(&legacy)?;
-    if got != old.converted_sha256 {
-        return Err(bad(&legacy)(format!(
-            "sha256 {got} differs from {} recorded at conversion: the file is damaged; \
-             delete the folder and run `cargo xtask fetch inception` again",
-            old.converted_sha256
-        )));
-    }
+    let old = checked_provenance(&legacy, &dir.join(PROVENANCE_FILE))?;
     let net = InceptionV3::skeleton(device)
         .try_load_file(&legacy)
         .map_err(|e| bad(&legacy)(format!("not the FID network: {e:?}")))?;
