@@ -1,7 +1,7 @@
 //! `cargo xtask bench train-step`: optimizer-step time of the score vs the energy
 //! parameterization of the same network (warm-up, then median of N).
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use clap::{Args, Subcommand};
@@ -9,7 +9,7 @@ use ebdiff_core::BackendKind;
 use ebdiff_core::rng::{stream, uniform_vec};
 use ebdiff_model::{ModelConfig, ParameterizationKind};
 use ebdiff_trainer::{dsm_loss, noise_batch};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 #[derive(Subcommand)]
@@ -82,6 +82,14 @@ pub struct TrainStepArgs {
     warmup: usize,
     #[arg(long, default_value_t = 5)]
     iters: usize,
+    /// Also run the PyTorch reference of the same network (scripts/bench/torch_bench.py,
+    /// through the PyTorch twin in scripts/torch/) with this Python, in the same run, and print
+    /// both and the throughput ratio.
+    #[arg(long, value_name = "PYTHON")]
+    compare_torch: Option<PathBuf>,
+    /// Write the numbers (ours, and PyTorch's with --compare-torch) as JSON.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
 }
 
 pub fn run(cmd: BenchCommand, backend: BackendKind) -> Result<()> {
@@ -190,5 +198,82 @@ fn train_step(args: TrainStepArgs, backend: BackendKind) -> Result<()> {
         "energy/score step-time ratio: {:.2}",
         energy.median / score.median
     );
+    let ours = serde_json::json!({
+        "backend": backend.to_string(), "params": params, "batch": args.batch,
+        "score": { "median_s": score.median, "min_s": score.min,
+                   "images_per_s": args.batch as f64 / score.median },
+        "energy": { "median_s": energy.median, "min_s": energy.min,
+                    "images_per_s": args.batch as f64 / energy.median },
+        "ratio": energy.median / score.median,
+    });
+    let torch = match &args.compare_torch {
+        Some(python) => Some(torch_train_step(python, &args)?),
+        None => None,
+    };
+    if let Some(torch) = &torch {
+        let t = |k: &str| torch[k]["median_s"].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "\nside by side (PyTorch {} eager, {} threads, {} parameters):",
+            torch["torch_version"].as_str().unwrap_or("?"),
+            torch["threads"],
+            torch["params"]
+        );
+        println!(
+            "{:<12} {:>12} {:>12} {:>26}",
+            "step", "ebdiff s", "PyTorch s", "ebdiff/PyTorch throughput"
+        );
+        for (name, ours_s, theirs_s) in [
+            ("score", score.median, t("score")),
+            ("energy", energy.median, t("energy")),
+        ] {
+            println!(
+                "{name:<12} {ours_s:>12.4} {theirs_s:>12.4} {:>25.2}×",
+                theirs_s / ours_s
+            );
+        }
+        println!(
+            "energy/score: ebdiff {:.2}, PyTorch {:.2}",
+            energy.median / score.median,
+            t("energy") / t("score")
+        );
+    }
+    if let Some(path) = &args.json {
+        let all = serde_json::json!({ "ebdiff": ours, "torch": torch });
+        std::fs::write(path, serde_json::to_string_pretty(&all)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
     Ok(())
+}
+
+/// Runs `scripts/bench/torch_bench.py train-step` with the same config, batch, warm-up and
+/// iterations, and returns its JSON.
+fn torch_train_step(python: &Path, args: &TrainStepArgs) -> Result<serde_json::Value> {
+    let out = std::env::temp_dir().join(format!("ebdiff-torch-bench-{}.json", std::process::id()));
+    let config = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("configs/unet-small.toml"));
+    let status = std::process::Command::new(python)
+        .arg("scripts/bench/torch_bench.py")
+        .arg("train-step")
+        .arg("--config")
+        .arg(&config)
+        .args(["--batch", &args.batch.to_string()])
+        .args(["--warmup", &args.warmup.to_string()])
+        .args(["--iters", &args.iters.to_string()])
+        .arg("--json")
+        .arg(&out)
+        .status()
+        .with_context(|| {
+            format!(
+                "cannot run {} (install: python3 -m venv .venv && .venv/bin/pip install torch safetensors numpy)",
+                python.display()
+            )
+        })?;
+    anyhow::ensure!(status.success(), "the PyTorch benchmark failed ({status})");
+    let text = std::fs::read_to_string(&out)
+        .with_context(|| format!("the PyTorch benchmark wrote no {}", out.display()))?;
+    std::fs::remove_file(&out).ok();
+    Ok(serde_json::from_str(&text)?)
 }

@@ -78,14 +78,15 @@ fn identical_training_states_give_byte_identical_checkpoints() {
     }
 }
 
-/// The committed 2-D run `rect-1.4x1.4-bg` was written before safetensors (format 1, `.bpk`).
-/// Its checkpoint loads; written again as format 2 and loaded back, model, EMA and optimizer
-/// moments are the same: three more training steps from either give identical weights (with
-/// lost moments Adam's next update would differ).
+/// The committed 2-D run `rect-1.4x1.4-bg` was written before safetensors (format 1, `.bpk`);
+/// its step-2000 checkpoint is committed as `tests/fixtures/format1-checkpoint`. It loads;
+/// written again as format 2 and loaded back, model, EMA and optimizer moments are the same:
+/// three more training steps from either give identical weights (with lost moments Adam's next
+/// update would differ).
 #[test]
 fn committed_bpk_checkpoint_loads_and_continues_identically_after_conversion() {
     let run = repo("experiments/sweeps/smc2d/models/rect-1.4x1.4-bg");
-    let old = run.join("checkpoints/step-00002000");
+    let old = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format1-checkpoint");
     let mut cfg = ExperimentConfig::load(&run.join("config.toml")).unwrap();
     let schedule = cfg.diffusion.build();
     let device = Device::flex();
