@@ -32,6 +32,9 @@ pub struct EvalArgs {
     warmup: usize,
     #[arg(long, default_value_t = 10)]
     iters: usize,
+    /// Also run the PyTorch twin's energy + ∇ₓE (autograd) with this Python, in the same run.
+    #[arg(long, value_name = "PYTHON")]
+    compare_torch: Option<PathBuf>,
 }
 
 fn eval(args: EvalArgs, backend: BackendKind) -> Result<()> {
@@ -46,6 +49,7 @@ fn eval(args: EvalArgs, backend: BackendKind) -> Result<()> {
         model.parameterization, cfg.data_shape
     );
     println!("{:>8} {:>12} {:>14}", "batch", "median ms", "examples/s");
+    let mut ours = Vec::new();
     for &b in &args.batch {
         let x = ebdiff_core::rng::randn(&mut rng, [b, dim], &device);
         let cond = ebdiff_model::Conditioning::new(
@@ -67,6 +71,43 @@ fn eval(args: EvalArgs, backend: BackendKind) -> Result<()> {
         times.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let med = times[times.len() / 2];
         println!("{b:>8} {:>12.2} {:>14.0}", med * 1e3, b as f64 / med);
+        ours.push((b, med));
+    }
+    if let Some(python) = &args.compare_torch {
+        let batches: Vec<String> = args.batch.iter().map(|b| b.to_string()).collect();
+        let config = args
+            .config
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("configs/unet-small.toml"));
+        let torch = run_torch_bench(
+            python,
+            "eval",
+            &config,
+            &[
+                ("--batch", batches.join(",")),
+                ("--warmup", args.warmup.to_string()),
+                ("--iters", args.iters.to_string()),
+            ],
+        )?;
+        println!(
+            "\nside by side, energy + ∇ₓE (PyTorch {} eager, autograd, {} threads):",
+            torch["torch_version"].as_str().unwrap_or("?"),
+            torch["threads"]
+        );
+        println!(
+            "{:>8} {:>14} {:>14} {:>26}",
+            "batch", "ebdiff ex/s", "PyTorch ex/s", "ebdiff/PyTorch throughput"
+        );
+        let theirs = torch["batches"].as_array().cloned().unwrap_or_default();
+        for ((b, med), t) in ours.iter().zip(theirs) {
+            let t_s = t["median_ms"].as_f64().unwrap_or(f64::NAN) / 1e3;
+            println!(
+                "{b:>8} {:>14.0} {:>14.0} {:>25.2}×",
+                *b as f64 / med,
+                *b as f64 / t_s,
+                t_s / med
+            );
+        }
     }
     Ok(())
 }
@@ -249,19 +290,40 @@ fn train_step(args: TrainStepArgs, backend: BackendKind) -> Result<()> {
 /// Runs `scripts/bench/torch_bench.py train-step` with the same config, batch, warm-up and
 /// iterations, and returns its JSON.
 fn torch_train_step(python: &Path, args: &TrainStepArgs) -> Result<serde_json::Value> {
-    let out = std::env::temp_dir().join(format!("ebdiff-torch-bench-{}.json", std::process::id()));
     let config = args
         .config
         .clone()
         .unwrap_or_else(|| PathBuf::from("configs/unet-small.toml"));
-    let status = std::process::Command::new(python)
-        .arg("scripts/bench/torch_bench.py")
-        .arg("train-step")
+    run_torch_bench(
+        python,
+        "train-step",
+        &config,
+        &[
+            ("--batch", args.batch.to_string()),
+            ("--warmup", args.warmup.to_string()),
+            ("--iters", args.iters.to_string()),
+        ],
+    )
+}
+
+/// Runs `scripts/bench/torch_bench.py COMMAND --config CONFIG OPTIONS --json TMP` and returns
+/// the JSON it writes.
+fn run_torch_bench(
+    python: &Path,
+    command: &str,
+    config: &Path,
+    options: &[(&str, String)],
+) -> Result<serde_json::Value> {
+    let out = std::env::temp_dir().join(format!("ebdiff-torch-bench-{}.json", std::process::id()));
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg("scripts/bench/torch_bench.py")
+        .arg(command)
         .arg("--config")
-        .arg(&config)
-        .args(["--batch", &args.batch.to_string()])
-        .args(["--warmup", &args.warmup.to_string()])
-        .args(["--iters", &args.iters.to_string()])
+        .arg(config);
+    for (flag, value) in options {
+        cmd.args([*flag, value.as_str()]);
+    }
+    let status = cmd
         .arg("--json")
         .arg(&out)
         .status()
