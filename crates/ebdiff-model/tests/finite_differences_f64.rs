@@ -64,7 +64,11 @@ fn every_layer_of_small_models_matches_central_differences() {
         common::tiny_mlp("eps", "reconstruction", None),
     ];
     for (i, cfg) in models.iter().enumerate() {
-        let model = cfg.init(10, &d);
+        // Seeded and locked: drawn from the shared backend RNG while the other tests of this
+        // binary also draw, the weights differed from run to run, and with them how small the
+        // reference derivative is next to the energy (the FD rounding error is ≈ε·|E|/h), which
+        // failed the 1e-6 bound now and then (1 run in 7 here).
+        let model = ebdiff_model::seeded_init(&d, 15 + i as u64, || cfg.init(10, &d));
         let results = check_model_layers(&model, 2, 10, FD, &mut stream(15, &i.to_string()));
         assert_ok(&results, 1e-6);
         let unreached = unreached_layers(&model, &results);
@@ -76,7 +80,8 @@ fn every_layer_of_small_models_matches_central_differences() {
 fn dsm_parameter_gradients_of_mlp_energy_models() {
     let d = device().autodiff();
     for form in ["reconstruction", "squared-norm", "inner-product"] {
-        let model = common::tiny_mlp("energy", form, Some(3)).init(20, &d);
+        let cfg = common::tiny_mlp("energy", form, Some(3));
+        let model = ebdiff_model::seeded_init(&d, 12, || cfg.init(20, &d));
         let results = check_dsm_param_grads(&model, 4, 20, 8, 1e-5, &mut stream(12, form));
         assert_eq!(results.len(), 8);
         assert_ok(&results, 1e-5);
@@ -86,7 +91,8 @@ fn dsm_parameter_gradients_of_mlp_energy_models() {
 #[test]
 fn dsm_parameter_gradients_of_a_unet_energy_model() {
     let d = device().autodiff();
-    let model = common::tiny_unet("energy", "reconstruction", 0.0, Some(2), "conv").init(10, &d);
+    let cfg = common::tiny_unet("energy", "reconstruction", 0.0, Some(2), "conv");
+    let model = ebdiff_model::seeded_init(&d, 13, || cfg.init(10, &d));
     let results = check_dsm_param_grads(&model, 2, 10, 8, 1e-5, &mut stream(13, "unet"));
     assert_ok(&results, 1e-5);
 }
@@ -95,7 +101,8 @@ fn dsm_parameter_gradients_of_a_unet_energy_model() {
 fn dsm_parameter_gradients_of_a_score_model() {
     // The eps path uses no VJP; checking it guards the shared loss code.
     let d = device().autodiff();
-    let model = common::tiny_mlp("eps", "reconstruction", None).init(20, &d);
+    let cfg = common::tiny_mlp("eps", "reconstruction", None);
+    let model = ebdiff_model::seeded_init(&d, 14, || cfg.init(20, &d));
     let results = check_dsm_param_grads(&model, 4, 20, 4, 1e-5, &mut stream(14, "eps"));
     assert_ok(&results, 1e-5);
 }
