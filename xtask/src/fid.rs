@@ -57,10 +57,22 @@ impl FeatureOptions {
 #[derive(Default)]
 struct Bars {
     current: Option<(String, ProgressBar)>,
+    /// Ranks other than 0 draw nothing (rank 0's bar shows its own share).
+    hidden: bool,
 }
 
 impl Bars {
+    fn for_rank(group: &dyn ebdiff_core::Collective) -> Self {
+        Bars {
+            current: None,
+            hidden: !group.is_root(),
+        }
+    }
+
     fn show(&mut self, p: Progress) {
+        if self.hidden {
+            return;
+        }
         if self
             .current
             .as_ref()
@@ -110,7 +122,7 @@ pub struct FidArgs {
 
 pub fn fid(args: FidArgs, backend: BackendKind) -> Result<()> {
     let kid = args.features.kid();
-    let device = backend.device().map_err(anyhow::Error::msg)?;
+    let device = crate::device(backend)?;
     let fx = args.features.extractor(device)?;
     let mut bars = Bars::default();
     let record = pipeline::compare_paths(
@@ -189,23 +201,38 @@ pub struct FidStatsArgs {
 }
 
 pub fn fid_stats(args: FidStatsArgs, backend: BackendKind) -> Result<()> {
-    let device = backend.device().map_err(anyhow::Error::msg)?;
+    let device = crate::device(backend)?;
+    let group = crate::group();
     let fx = args.features.extractor(device)?;
     let t0 = Instant::now();
-    let mut bars = Bars::default();
+    let mut bars = Bars::for_rank(group.as_ref());
+    // On several ranks each passes its part of the images; rank 0 gets them all and writes.
     let (set, source) = match (args.data, &args.folder) {
         (Some(d), _) => {
             let (cfg, shape) = d.config();
             let name = format!("{d:?}");
-            let set =
-                pipeline::dataset_set(&cfg, shape, args.limit, &fx, &name, &mut |p| bars.show(p))?;
+            let set = pipeline::dataset_set_on(
+                group.as_ref(),
+                &cfg,
+                shape,
+                args.limit,
+                &fx,
+                &name,
+                &mut |p| bars.show(p),
+            )?;
             (set, name)
         }
         (None, Some(folder)) => (
-            pipeline::load_set(folder, &fx, args.limit, &mut |p| bars.show(p))?.0,
+            pipeline::load_set_on(group.as_ref(), folder, &fx, args.limit, &mut |p| {
+                bars.show(p)
+            })?
+            .0,
             folder.display().to_string(),
         ),
         (None, None) => bail!("pass --data DATASET or --folder DIR"),
+    };
+    let Some(set) = set else {
+        return Ok(());
     };
     pipeline::write_reference(&args.out, &set, &source, &fx, &args.features.kid())?;
     println!(
@@ -252,7 +279,8 @@ pub struct EvalArgs {
 }
 
 pub fn eval(args: EvalArgs, backend: BackendKind) -> Result<()> {
-    let device = backend.device().map_err(anyhow::Error::msg)?;
+    let device = crate::device(backend)?;
+    let group = crate::group();
     let run = ebdiff_trainer::RunDir::open(&args.checkpoint)?.load(&device)?;
     let (model, full_schedule, cfg) = (run.model, run.schedule, run.config);
     let shape: [usize; 3] =
@@ -317,8 +345,10 @@ pub fn eval(args: EvalArgs, backend: BackendKind) -> Result<()> {
         seed: args.seed,
         shape,
     };
-    let mut bars = Bars::default();
-    let (record, result_path) = pipeline::evaluate_generator(
+    let mut bars = Bars::for_rank(group.as_ref());
+    // On several ranks rank r generates shards r, r + N, …; rank 0 compares and writes.
+    let evaluated = pipeline::evaluate_generator_on(
+        group.as_ref(),
         &plan,
         reference,
         &fx,
@@ -341,6 +371,9 @@ pub fn eval(args: EvalArgs, backend: BackendKind) -> Result<()> {
         },
         &mut |p| bars.show(p),
     )?;
+    let Some((record, result_path)) = evaluated else {
+        return Ok(());
+    };
     let cmp = &record.metrics;
     let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
     println!(

@@ -1,6 +1,7 @@
 //! `cargo xtask`: thin command-line layer over the ebdiff crates.
 
 mod bench;
+mod bench_ranks;
 mod dashboard;
 mod export;
 mod fetch;
@@ -13,8 +14,10 @@ mod sweep;
 mod train;
 mod train_classifier;
 
+use burn::tensor::Device;
 use clap::{Parser, Subcommand};
-use ebdiff_core::BackendKind;
+use ebdiff_core::{BackendKind, Collective};
+use std::sync::{Arc, Mutex, OnceLock};
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +29,10 @@ struct Cli {
     /// Compute backend: flex (CPU), wgpu or cuda (GPU builds need `--features wgpu|cuda`).
     #[arg(long, global = true, default_value = "flex")]
     backend: BackendKind,
+    /// GPU index for this process (default: the local rank under mpirun/srun, so that each rank
+    /// of a node takes its own GPU; else the default device). Ignored by flex.
+    #[arg(long, global = true)]
+    device_index: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
@@ -68,15 +75,67 @@ enum Command {
     },
 }
 
+/// The ranks this process computes with: set once in `main` (alone, or the MPI world).
+static GROUP: Mutex<Option<Arc<dyn Collective>>> = Mutex::new(None);
+static DEVICE_INDEX: OnceLock<Option<usize>> = OnceLock::new();
+
+/// This process's group (see `ebdiff_dist::init`).
+pub fn group() -> Arc<dyn Collective> {
+    GROUP
+        .lock()
+        .expect("not poisoned")
+        .clone()
+        .expect("set in main")
+}
+
+/// The device of this process: `--device-index`, else the local rank under a launcher.
+pub fn device(backend: BackendKind) -> anyhow::Result<Device> {
+    let index = *DEVICE_INDEX.get().expect("set in main");
+    backend.device_at(index).map_err(anyhow::Error::msg)
+}
+
+/// Commands that run on several ranks; the others refuse to, so that N copies never do the
+/// same work into the same files.
+fn runs_on_ranks(c: &Command) -> bool {
+    matches!(
+        c,
+        Command::Train(_)
+            | Command::Eval(_)
+            | Command::FidStats(_)
+            | Command::Sample(_)
+            | Command::Sweep(_)
+            | Command::Bench {
+                which: bench::BenchCommand::DataParallel(_)
+            }
+    )
+}
+
 fn main() {
     let cli = Cli::parse();
+    if cli.backend == BackendKind::Flex
+        && let Some(n) = ebdiff_dist::launch::cpu_threads_per_rank()
+    {
+        // SAFETY: no other thread exists yet (MPI and the compute pool start below).
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
+    }
+    let group = match ebdiff_dist::init() {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    };
+    *GROUP.lock().expect("not poisoned") = Some(group.clone());
+    let _ = DEVICE_INDEX.set(ebdiff_dist::launch::device_index(cli.device_index));
     // The dashboard owns the terminal; log lines would be drawn over it (train.log keeps the
     // run's events either way).
     let quiet_logs = matches!(&cli.command, Command::Train(a) if a.dashboard);
+    // Rank 0 speaks for the job; the others report warnings and errors only.
+    let level = if group.is_root() { "info" } else { "warn" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
         )
         .with_writer(move || -> Box<dyn std::io::Write> {
             if quiet_logs {
@@ -86,6 +145,15 @@ fn main() {
             }
         })
         .init();
+    if group.size() > 1 && !runs_on_ranks(&cli.command) {
+        if group.is_root() {
+            eprintln!(
+                "error: this command runs on one process; launch it without mpirun/srun (on \
+                 several ranks: train, eval, fid-stats, sample, sweep, bench data-parallel)"
+            );
+        }
+        std::process::exit(2);
+    }
     let result = match cli.command {
         Command::Train(args) => train::run(args, cli.backend),
         Command::Fetch(args) => fetch::run(args),
@@ -101,7 +169,16 @@ fn main() {
         Command::Bench { which } => bench::run(which, cli.backend),
     };
     if let Err(err) = result {
-        eprintln!("error: {err:#}");
+        if group.size() > 1 {
+            eprintln!("error (rank {}): {err:#}", group.rank());
+        } else {
+            eprintln!("error: {err:#}");
+        }
+        // Without MPI_Finalize: the launcher then ends the other ranks with this exit code.
         std::process::exit(1);
     }
+    // The last reference: dropping it finalizes MPI (a rank that exits without finalizing is
+    // reported as failed by the launcher).
+    GROUP.lock().expect("not poisoned").take();
+    drop(group);
 }

@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::Args;
 use ebdiff_core::BackendKind;
 use ebdiff_sampler::{SamplerConfig, SamplerKind, SamplingConfig};
-use ebdiff_sweep::output::{prepare_dir, sample_to_dir, write_samples_png};
+use ebdiff_sweep::output::{prepare_dir, sample_shards_to_dir, write_samples_png};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -34,6 +34,11 @@ pub struct SampleArgs {
     /// Overwrite an output directory that already holds samples.
     #[arg(long)]
     force: bool,
+    /// Draw the samples in shards of this many, shard k with seed + k (each shard is its own
+    /// batch, an SMC shard its own population). Default: one shard, or on N ranks
+    /// ⌈count / N⌉ so that every rank draws one; the same value on 1 rank gives the same file.
+    #[arg(long)]
+    shard_size: Option<usize>,
 }
 
 pub fn run(args: SampleArgs, backend: BackendKind) -> Result<()> {
@@ -60,7 +65,12 @@ pub fn run(args: SampleArgs, backend: BackendKind) -> Result<()> {
             .unwrap_or_else(|| PathBuf::from("runs"))
             .join(format!("samples-{}", cfg.sampler.kind.name()))
     });
-    let device = backend.device().map_err(anyhow::Error::msg)?;
+    let device = crate::device(backend)?;
+    let group = crate::group();
+    let root = group.is_root();
+    let shard_size = args
+        .shard_size
+        .unwrap_or(cfg.count.div_ceil(group.size()).max(1));
     let components = ebdiff_trainer::load_components(
         &cfg,
         args.checkpoint.as_deref(),
@@ -70,13 +80,47 @@ pub fn run(args: SampleArgs, backend: BackendKind) -> Result<()> {
     let target = components
         .build(&cfg.composition_spec())
         .map_err(anyhow::Error::msg)?;
-    prepare_dir(&out, args.force)?;
-    std::fs::write(out.join("sampling.toml"), toml::to_string_pretty(&cfg)?)?;
-    let bar = level_bar(components.schedule.len());
-    let written = sample_to_dir(&cfg, &components, &target, &device, &out, |p| {
-        show_level(&bar, p)
-    })?;
+    // Rank 0 checks and prepares the directory; every rank learns the outcome.
+    let prepared = if root {
+        prepare_dir(&out, args.force).and_then(|_| {
+            std::fs::write(out.join("sampling.toml"), toml::to_string_pretty(&cfg)?)?;
+            Ok(())
+        })
+    } else {
+        Ok(())
+    };
+    if let Some((rank, message)) = ebdiff_core::collective::first_failure(
+        group.as_ref(),
+        prepared.as_ref().err().map(|e| format!("{e:#}")),
+    ) {
+        anyhow::bail!(
+            "{}{message}",
+            if rank > 0 {
+                format!("rank {rank}: ")
+            } else {
+                String::new()
+            }
+        );
+    }
+    let bar = if root {
+        level_bar(components.schedule.len())
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let written = sample_shards_to_dir(
+        group.as_ref(),
+        &cfg,
+        shard_size,
+        &components,
+        &target,
+        &device,
+        &out,
+        |p| show_level(&bar, p),
+    )?;
     bar.finish();
+    let Some(written) = written else {
+        return Ok(());
+    };
     write_samples_png(
         &out.join("samples.png"),
         &written.samples,

@@ -46,10 +46,12 @@ pub fn run(args: SweepArgs, backend: BackendKind) -> Result<()> {
         return Ok(());
     }
     if !args.report_only {
-        let device = backend.device().map_err(anyhow::Error::msg)?;
+        let device = crate::device(backend)?;
+        let group = crate::group();
+        let root = group.is_root();
         let stop = stop_on_ctrl_c()?;
         let mut training: Option<(PathBuf, indicatif::ProgressBar)> = None;
-        train_missing(&sweep, &device, stop.clone(), |dir, r| {
+        train_missing(&sweep, &device, &group, stop.clone(), |dir, r| {
             if training.as_ref().is_none_or(|(d, _)| d != dir) {
                 let steps = sweep
                     .train
@@ -65,16 +67,28 @@ pub fn run(args: SweepArgs, backend: BackendKind) -> Result<()> {
                 b.set_position(r.step);
             }
         })?;
-        println!(
-            "sweep `{}`: {} cells → {}",
-            sweep.name,
-            sweep.cells.len(),
-            out.join("cells").display()
-        );
-        let cells_bar = bar(
-            sweep.cells.len(),
-            "{bar:30} cell {pos}/{len} {msg} [{elapsed_precise} < {eta_precise}]",
-        );
+        if root {
+            println!(
+                "sweep `{}`: {} cells → {}{}",
+                sweep.name,
+                sweep.cells.len(),
+                out.join("cells").display(),
+                if group.size() > 1 {
+                    format!(" (rank r of {} runs cells r, r + {0}, …)", group.size())
+                } else {
+                    String::new()
+                }
+            );
+        }
+        // Rank 0's bar counts its own cells; the summary below counts every rank's.
+        let cells_bar = if root {
+            bar(
+                sweep.cells.len().div_ceil(group.size()),
+                "{bar:30} cell {pos}/{len} {msg} [{elapsed_precise} < {eta_precise}]",
+            )
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
         let shown = cells_bar.clone();
         let started = Instant::now();
         let summary = run_cells(
@@ -91,9 +105,13 @@ pub fn run(args: SweepArgs, backend: BackendKind) -> Result<()> {
                     shown.set_message(cell.name.clone());
                     shown.inc(1);
                 })),
+                group: group.clone(),
             },
         )?;
         cells_bar.finish_and_clear();
+        if !root {
+            return Ok(());
+        }
         report::append_run_log(&out, &summary, started.elapsed().as_secs_f64(), args.jobs)?;
         println!(
             "{} computed, {} already done, {} not applicable, {} failed{} in {:.0} s",

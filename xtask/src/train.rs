@@ -43,14 +43,21 @@ pub fn run(args: TrainArgs, backend: BackendKind) -> Result<()> {
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.run.name));
-    let device = backend.device().map_err(anyhow::Error::msg)?;
-    tracing::info!(run = %cfg.run.name, backend = %backend, out = %out.display(), "training");
+    let device = crate::device(backend)?;
+    let group = crate::group();
+    tracing::info!(run = %cfg.run.name, backend = %backend, out = %out.display(), ranks = %group.describe(), "training");
     let stop = stop_on_ctrl_c()?;
     let opts = RunOptions {
         out: out.clone(),
         resume: args.resume,
         stop: stop.clone(),
+        group: group.clone(),
     };
+    if !group.is_root() {
+        // Rank 0 shows progress and writes the run; the others only compute.
+        train_to_dir(&cfg, &device, &opts, |_| {})?;
+        return Ok(());
+    }
     let trained = if args.dashboard {
         if !std::io::stdout().is_terminal() {
             bail!(

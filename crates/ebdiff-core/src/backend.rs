@@ -39,12 +39,22 @@ impl BackendKind {
 
     /// The (non-autodiff) device for this backend, or an error that says how to enable it.
     pub fn device(self) -> Result<Device, String> {
+        self.device_at(None)
+    }
+
+    /// The device with this index among the machine's GPUs (one rank per GPU); `None` is the
+    /// default device. The CPU backend has one device and ignores the index.
+    pub fn device_at(self, index: Option<usize>) -> Result<Device, String> {
+        let _ = index; // unused when no GPU backend is compiled in
         match self {
             BackendKind::Flex => Ok(Device::flex()),
             #[cfg(feature = "wgpu")]
-            BackendKind::Wgpu => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+            BackendKind::Wgpu => Ok(Device::wgpu(match index {
+                Some(i) => burn::tensor::DeviceKind::DiscreteGpu(i),
+                None => burn::tensor::DeviceKind::DefaultDevice,
+            })),
             #[cfg(feature = "cuda")]
-            BackendKind::Cuda => Ok(Device::cuda(0usize)),
+            BackendKind::Cuda => Ok(Device::cuda(index.unwrap_or(0))),
             #[allow(unreachable_patterns)]
             other => Err(format!(
                 "backend `{}` is not compiled into this binary; rebuild with `--features {}` \

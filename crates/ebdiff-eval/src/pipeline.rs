@@ -9,6 +9,12 @@
 //!
 //! The generator is injected (`FnMut(shard, start, count, seed) -> images in [−1, 1]`), so this
 //! crate needs no sampler or trainer; progress goes to a callback (the CLI draws bars).
+//!
+//! The `*_on` variants run on every rank of a [`Collective`] group (`mpirun -np N`): ranks take
+//! contiguous parts of a dataset or folder, or every N-th shard, and rank 0 gathers the feature
+//! rows in their single-process order. KID and precision/recall need the rows themselves, and
+//! statistics computed from the same rows in the same order are bit-identical to one process's,
+//! so rank 0 writes the same files as a single process would (timings aside).
 
 use crate::fid::{
     FeatureExtractor, FidConvention, FidRecord, FileSets, GeneratedSet, ReferenceRecord,
@@ -19,6 +25,8 @@ use crate::{
     FrechetError, KidConfig, MODEL_PIXEL_QUANTIZATION, model_pixel_to_u8, save_features_npz,
     save_stats_npz_with_features, write_image_grid_png,
 };
+use ebdiff_core::collective::first_failure;
+use ebdiff_core::{Collective, Solo};
 use ebdiff_data::io::npz::{NpzError, read_npz_keys};
 use ebdiff_data::{DataError, ImageDataConfig};
 use serde::Serialize;
@@ -65,6 +73,43 @@ pub enum PipelineError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// Another rank of a multi-process run failed; this rank stopped with it.
+    #[error("rank {rank} failed: {message}")]
+    OtherRank { rank: usize, message: String },
+}
+
+/// The same outcome on every rank: this rank's error, or the first failing rank's.
+fn agree<T>(group: &dyn Collective, result: Result<T, PipelineError>) -> Result<T, PipelineError> {
+    let mine = result.as_ref().err().map(|e| e.to_string());
+    match first_failure(group, mine) {
+        Some((rank, message)) if result.is_ok() => Err(PipelineError::OtherRank { rank, message }),
+        _ => result,
+    }
+}
+
+/// Features of this rank's contiguous part of `pixels` (all images of `shape`), gathered on
+/// rank 0 in image order; rank 0 also gets the images per second of the whole pass.
+fn extract_on(
+    group: &dyn Collective,
+    fx: &FeatureExtractor,
+    pixels: &[u8],
+    shape: [usize; 3],
+    stage: &str,
+    progress: OnProgress,
+) -> Option<(Vec<f32>, f64)> {
+    let per: usize = shape.iter().product();
+    let total = pixels.len() / per;
+    let mine = group.share(total);
+    let t0 = Instant::now();
+    let (features, _) = extract(
+        fx,
+        &pixels[mine.start * per..mine.end * per],
+        shape,
+        stage,
+        progress,
+    );
+    let all = group.gather_f32(&features)?;
+    Some((all, total as f64 / t0.elapsed().as_secs_f64()))
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> PipelineError + '_ {
@@ -108,8 +153,28 @@ pub fn load_set(
     limit: Option<usize>,
     progress: OnProgress,
 ) -> Result<(SetFeatures, Option<f64>), PipelineError> {
+    let (set, rate) = load_set_on(&Solo, path, fx, limit, progress)?;
+    Ok((set.expect("one process is rank 0"), rate))
+}
+
+/// [`load_set`] on every rank of `group`: each rank decodes and passes its part of the folder;
+/// rank 0 receives the set (the others `None`).
+pub fn load_set_on(
+    group: &dyn Collective,
+    path: &Path,
+    fx: &FeatureExtractor,
+    limit: Option<usize>,
+    progress: OnProgress,
+) -> Result<(Option<SetFeatures>, Option<f64>), PipelineError> {
     if path.is_file() {
-        return Ok((SetFeatures::load(path).map_err(PipelineError::Set)?, None));
+        return Ok(if group.is_root() {
+            (
+                Some(SetFeatures::load(path).map_err(PipelineError::Set)?),
+                None,
+            )
+        } else {
+            (None, None)
+        });
     }
     if !path.is_dir() {
         return Err(PipelineError::Invalid(format!(
@@ -117,13 +182,25 @@ pub fn load_set(
             path.display()
         )));
     }
-    let mut files = image_files(path).map_err(PipelineError::Set)?;
-    if let Some(l) = limit {
-        files.truncate(l);
-    }
-    let (pixels, shape) = load_rgb_images(&files).map_err(PipelineError::Set)?;
-    let (features, rate) = extract(fx, &pixels, shape, &path.display().to_string(), progress);
-    Ok((SetFeatures::from_features(features), Some(rate)))
+    let loaded = image_files(path)
+        .and_then(|mut files| {
+            if let Some(l) = limit {
+                files.truncate(l);
+            }
+            let mine = group.share(files.len());
+            load_rgb_images(&files[mine]).map(|(pixels, shape)| (pixels, shape, files.len()))
+        })
+        .map_err(PipelineError::Set);
+    let (pixels, shape, total) = agree(group, loaded)?;
+    let t0 = Instant::now();
+    let (features, _) = extract(fx, &pixels, shape, &path.display().to_string(), progress);
+    Ok(match group.gather_f32(&features) {
+        Some(all) => (
+            Some(SetFeatures::from_features(all)),
+            Some(total as f64 / t0.elapsed().as_secs_f64()),
+        ),
+        None => (None, None),
+    })
 }
 
 /// The first `limit` (default: all) images of a dataset brought to `shape`, with their features.
@@ -135,12 +212,29 @@ pub fn dataset_set(
     stage: &str,
     progress: OnProgress,
 ) -> Result<SetFeatures, PipelineError> {
-    let shape = fid_image_shape(&shape).map_err(PipelineError::Invalid)?;
-    let mut ds = data.build(shape, true)?;
+    dataset_set_on(&Solo, data, shape, limit, fx, stage, progress)
+        .map(|s| s.expect("one process is rank 0"))
+}
+
+/// [`dataset_set`] on every rank of `group` (each passes its contiguous part of the images);
+/// rank 0 receives the set, the others `None`.
+pub fn dataset_set_on(
+    group: &dyn Collective,
+    data: &ImageDataConfig,
+    shape: [usize; 3],
+    limit: Option<usize>,
+    fx: &FeatureExtractor,
+    stage: &str,
+    progress: OnProgress,
+) -> Result<Option<SetFeatures>, PipelineError> {
+    let built = fid_image_shape(&shape)
+        .map_err(PipelineError::Invalid)
+        .and_then(|shape| Ok((data.build(shape, true)?, shape)));
+    let (mut ds, shape) = agree(group, built)?;
     let n = limit.unwrap_or(ds.len()).min(ds.len());
     ds.images.truncate(n * ds.pixels_per_image());
-    let (features, _) = extract(fx, &ds.images, shape, stage, progress);
-    Ok(SetFeatures::from_features(features))
+    Ok(extract_on(group, fx, &ds.images, shape, stage, progress)
+        .map(|(features, _)| SetFeatures::from_features(features)))
 }
 
 /// `cargo xtask fid`: FID (and KID, precision/recall when both sides have features) between two
@@ -221,6 +315,19 @@ pub fn reference_set(
     kid: &KidConfig,
     progress: OnProgress,
 ) -> Result<(PathBuf, SetFeatures), PipelineError> {
+    let (path, set) = reference_set_on(&Solo, reference, fx, kid, progress)?;
+    Ok((path, set.expect("one process is rank 0")))
+}
+
+/// [`reference_set`] on every rank of `group`: a missing cache is computed by all ranks and
+/// written by rank 0, which alone loads the set (the others get `None`).
+pub fn reference_set_on(
+    group: &dyn Collective,
+    reference: Reference,
+    fx: &FeatureExtractor,
+    kid: &KidConfig,
+    progress: OnProgress,
+) -> Result<(PathBuf, Option<SetFeatures>), PipelineError> {
     let path = match reference {
         Reference::Stats(path) => path,
         Reference::Data {
@@ -230,8 +337,11 @@ pub fn reference_set(
             cache,
             owner,
         } => {
-            if !cache.is_file() {
-                let set = dataset_set(
+            // Rank 0's view of the cache decides for everyone.
+            let cached = group.broadcast_bytes(&[u8::from(cache.is_file())]) == [1];
+            if !cached {
+                let set = dataset_set_on(
+                    group,
                     data,
                     shape,
                     limit,
@@ -239,14 +349,26 @@ pub fn reference_set(
                     "reference (training data)",
                     progress,
                 )?;
-                let source = format!("{} [data] of {owner}", set.count);
-                write_reference(&cache, &set, &source, fx, kid)?;
+                let written = match set {
+                    Some(set) => {
+                        let source = format!("{} [data] of {owner}", set.count);
+                        write_reference(&cache, &set, &source, fx, kid)
+                    }
+                    None => Ok(()),
+                };
+                agree(group, written)?;
             }
             cache
         }
     };
-    let set = SetFeatures::load(&path).map_err(PipelineError::Set)?;
-    Ok((path, set))
+    let set = if group.is_root() {
+        SetFeatures::load(&path)
+            .map(Some)
+            .map_err(PipelineError::Set)
+    } else {
+        Ok(None)
+    };
+    Ok((path, agree(group, set)?))
 }
 
 /// How [`evaluate_generator`] splits the images it generates.
@@ -313,67 +435,120 @@ pub struct ShardedFeatures {
 pub fn shard_features(
     plan: &ShardPlan,
     fx: &FeatureExtractor,
-    mut generate: impl FnMut(usize, usize, usize, u64) -> Result<Vec<f32>, GeneratorError>,
+    generate: impl FnMut(usize, usize, usize, u64) -> Result<Vec<f32>, GeneratorError>,
     progress: OnProgress,
 ) -> Result<ShardedFeatures, PipelineError> {
+    shard_features_on(&Solo, plan, fx, generate, progress)
+        .map(|s| s.expect("one process is rank 0"))
+}
+
+/// [`shard_features`] on every rank of `group`: rank r takes shards r, r + N, … (a shard's images
+/// depend only on its index and seed, so the split does not change them); after all ranks are
+/// done, rank 0 reads every shard in order and returns the features (the others `None`).
+/// `generated_here` counts the images every rank generated.
+pub fn shard_features_on(
+    group: &dyn Collective,
+    plan: &ShardPlan,
+    fx: &FeatureExtractor,
+    mut generate: impl FnMut(usize, usize, usize, u64) -> Result<Vec<f32>, GeneratorError>,
+    progress: OnProgress,
+) -> Result<Option<ShardedFeatures>, PipelineError> {
     plan.validate()?;
-    std::fs::create_dir_all(&plan.dir).map_err(io_error(&plan.dir))?;
     let per: usize = plan.shape.iter().product();
     let t0 = Instant::now();
-    let mut generated_here = 0usize;
-    let mut features = Vec::with_capacity(plan.samples * FEATURE_DIM);
-    for k in 0..plan.shards() {
+    let shard_range = |k: usize| {
         let start = k * plan.shard_size;
-        let n = plan.shard_size.min(plan.samples - start);
-        let path = plan.dir.join(format!("shard-{k:05}.npz"));
-        let finished = read_npz_keys(&path, |key| key == "features")
+        (start, plan.shard_size.min(plan.samples - start))
+    };
+    let shard_path = |k: usize| plan.dir.join(format!("shard-{k:05}.npz"));
+    let read_finished = |k: usize, n: usize| {
+        read_npz_keys(&shard_path(k), |key| key == "features")
             .ok()
             .and_then(|mut npz| npz.arrays.remove("features"))
-            .filter(|f| f.shape == [n, FEATURE_DIM]);
-        let shard = match finished {
-            Some(f) => f.to_f32(),
-            None => {
-                let generate_error = |source| PipelineError::Generate {
-                    shard: k,
-                    start,
-                    end: start + n,
-                    source,
-                };
-                let x = generate(k, start, n, plan.seed + k as u64).map_err(generate_error)?;
-                if x.len() != n * per {
-                    return Err(generate_error(
-                        format!(
-                            "the generator returned {} values, not {n} images of {:?}",
-                            x.len(),
-                            plan.shape
-                        )
-                        .into(),
-                    ));
+            .filter(|f| f.shape == [n, FEATURE_DIM])
+            .map(|f| f.to_f32())
+    };
+    let owned: Vec<usize> = (group.rank()..plan.shards())
+        .step_by(group.size())
+        .collect();
+    let owned_images: usize = owned.iter().map(|&k| shard_range(k).1).sum();
+    // Features of the shards this rank holds in memory (rank 0 then need not read them back).
+    let mut held: Vec<Option<Vec<f32>>> = vec![None; plan.shards()];
+    let mut generated_here = 0usize;
+    let mut done = 0usize;
+    let mut work = || -> Result<(), PipelineError> {
+        std::fs::create_dir_all(&plan.dir).map_err(io_error(&plan.dir))?;
+        for &k in &owned {
+            let (start, n) = shard_range(k);
+            let shard = match read_finished(k, n) {
+                Some(f) => f,
+                None => {
+                    let generate_error = |source| PipelineError::Generate {
+                        shard: k,
+                        start,
+                        end: start + n,
+                        source,
+                    };
+                    let x = generate(k, start, n, plan.seed + k as u64).map_err(generate_error)?;
+                    if x.len() != n * per {
+                        return Err(generate_error(
+                            format!(
+                                "the generator returned {} values, not {n} images of {:?}",
+                                x.len(),
+                                plan.shape
+                            )
+                            .into(),
+                        ));
+                    }
+                    let pixels: Vec<u8> = x.iter().map(|&v| model_pixel_to_u8(v)).collect();
+                    if k == 0 {
+                        let first = &x[..n.min(100) * per];
+                        write_image_grid_png(&plan.dir.join("samples.png"), first, plan.shape, 10)
+                            .map_err(PipelineError::Set)?;
+                    }
+                    let f = fx.features_u8(&pixels, plan.shape, &mut |_| {});
+                    save_features_npz(&shard_path(k), &f, FEATURE_DIM)?;
+                    generated_here += n;
+                    f
                 }
-                let pixels: Vec<u8> = x.iter().map(|&v| model_pixel_to_u8(v)).collect();
-                if k == 0 {
-                    let first = &x[..n.min(100) * per];
-                    write_image_grid_png(&plan.dir.join("samples.png"), first, plan.shape, 10)
-                        .map_err(PipelineError::Set)?;
-                }
-                let f = fx.features_u8(&pixels, plan.shape, &mut |_| {});
-                save_features_npz(&path, &f, FEATURE_DIM)?;
-                generated_here += n;
-                f
+            };
+            if group.is_root() {
+                held[k] = Some(shard);
             }
-        };
-        features.extend(shard);
-        progress(Progress {
-            stage: "generating + features",
-            done: start + n,
-            total: plan.samples,
-        });
+            done += n;
+            progress(Progress {
+                stage: "generating + features",
+                done,
+                total: owned_images,
+            });
+        }
+        Ok(())
+    };
+    let worked = work();
+    agree(group, worked)?;
+    let mut count = [generated_here as f64];
+    group.all_reduce_sum_f64(&mut count);
+    if !group.is_root() {
+        return Ok(None);
     }
-    Ok(ShardedFeatures {
+    let mut features = Vec::with_capacity(plan.samples * FEATURE_DIM);
+    for (k, shard) in held.into_iter().enumerate() {
+        let (start, n) = shard_range(k);
+        let shard = shard.or_else(|| read_finished(k, n)).ok_or_else(|| {
+            PipelineError::Set(format!(
+                "{}: shard {k} (images {start}..{}) is missing or damaged after every rank \
+                 finished; are the ranks writing to a directory rank 0 cannot see?",
+                shard_path(k).display(),
+                start + n
+            ))
+        })?;
+        features.extend(shard);
+    }
+    Ok(Some(ShardedFeatures {
         set: SetFeatures::from_features(features),
-        generated_here,
+        generated_here: count[0] as usize,
         seconds: t0.elapsed().as_secs_f64(),
-    })
+    }))
 }
 
 /// `cargo xtask eval`: the reference (computed and cached first when needed), the plan's images
@@ -389,10 +564,32 @@ pub fn evaluate_generator(
     generate: impl FnMut(usize, usize, usize, u64) -> Result<Vec<f32>, GeneratorError>,
     progress: OnProgress,
 ) -> Result<(FidRecord, PathBuf), PipelineError> {
+    evaluate_generator_on(
+        &Solo, plan, reference, fx, kid, generator, generate, progress,
+    )
+    .map(|r| r.expect("one process is rank 0"))
+}
+
+/// [`evaluate_generator`] on every rank of `group` (see [`shard_features_on`]); rank 0 compares
+/// and writes `result.json` and returns it, the others return `None`.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_generator_on(
+    group: &dyn Collective,
+    plan: &ShardPlan,
+    reference: Reference,
+    fx: &FeatureExtractor,
+    kid: &KidConfig,
+    generator: serde_json::Map<String, serde_json::Value>,
+    generate: impl FnMut(usize, usize, usize, u64) -> Result<Vec<f32>, GeneratorError>,
+    progress: OnProgress,
+) -> Result<Option<(FidRecord, PathBuf)>, PipelineError> {
     kid.validate().map_err(PipelineError::Invalid)?;
     plan.validate()?;
-    let (reference_path, reference) = reference_set(reference, fx, kid, progress)?;
-    let generated = shard_features(plan, fx, generate, progress)?;
+    let (reference_path, reference) = reference_set_on(group, reference, fx, kid, progress)?;
+    let generated = shard_features_on(group, plan, fx, generate, progress)?;
+    let (Some(reference), Some(generated)) = (reference, generated) else {
+        return Ok(None);
+    };
     let record = FidRecord {
         reference: reference_path,
         metrics: compare_sets(&reference, &generated.set, kid)?,
@@ -410,7 +607,7 @@ pub fn evaluate_generator(
     };
     let path = plan.dir.join("result.json");
     write_record(&path, &record)?;
-    Ok((record, path))
+    Ok(Some((record, path)))
 }
 
 #[cfg(test)]

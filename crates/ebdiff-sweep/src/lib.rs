@@ -7,6 +7,10 @@
 //! - [`report`]: tables, plots and the HTML page (the metrics themselves are `ebdiff_eval`'s);
 //! - this file: the runner (jobs, resumption, stop flag) and `[train]` models.
 //!
+//! On several ranks (`RunOptions::group`, e.g. `mpirun -np N cargo xtask sweep`) rank r runs the
+//! cells whose index is r mod N and every rank waits for the others at the end, so the cell
+//! directories are those of one process; the output directory must be shared by the ranks.
+//!
 //! A cell is done when its `result.json` exists and records the cell's resolved config; it is
 //! written atomically (temporary file, then rename) after everything else, so a cell
 //! interrupted half-way has no result.json and is redone from scratch on the next run.
@@ -21,6 +25,7 @@ mod tests;
 use anyhow::{Context, Result};
 use burn::tensor::Device;
 use cell::{CellResult, STATUS_NA, run_cell};
+use ebdiff_core::Collective;
 pub use spec::{Cell, Sweep, load};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -61,6 +66,8 @@ pub struct RunOptions {
     pub device: Device,
     /// Called after each cell (from the worker that ran it): progress bars, logs.
     pub on_cell: Option<CellCallback>,
+    /// The ranks that share the cells ([`ebdiff_core::Solo`] for one process).
+    pub group: Arc<dyn Collective>,
 }
 
 pub fn cell_dir(out: &Path, cell: &Cell) -> PathBuf {
@@ -136,12 +143,15 @@ fn process(sweep: &Sweep, out: &Path, cell: &Cell, device: &Device) -> Outcome {
     }
 }
 
-/// Runs the cells of `sweep` into `out/cells/`, `opts.jobs` at a time.
+/// Runs the cells of `sweep` into `out/cells/`, `opts.jobs` at a time; on several ranks this
+/// rank's cells, and the summary covers every rank's.
 pub fn run_cells(sweep: &Sweep, out: &Path, opts: &RunOptions) -> Result<Summary> {
     let device = &opts.device;
+    let (rank, ranks) = (opts.group.rank(), opts.group.size());
     std::fs::create_dir_all(out.join("cells"))
         .with_context(|| format!("cannot create {}", out.display()))?;
     let start = Instant::now();
+    let mine: Vec<&Cell> = sweep.cells.iter().skip(rank).step_by(ranks).collect();
     let next = AtomicUsize::new(0);
     let summary = Mutex::new(Summary::default());
     std::thread::scope(|scope| {
@@ -152,7 +162,7 @@ pub fn run_cells(sweep: &Sweep, out: &Path, opts: &RunOptions) -> Result<Summary
                         break;
                     }
                     let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(cell) = sweep.cells.get(i) else {
+                    let Some(&cell) = mine.get(i) else {
                         break;
                     };
                     let outcome = process(sweep, out, cell, device);
@@ -172,6 +182,9 @@ pub fn run_cells(sweep: &Sweep, out: &Path, opts: &RunOptions) -> Result<Summary
         }
     });
     let mut s = summary.into_inner().unwrap();
+    if ranks > 1 {
+        s = merge_summaries(opts.group.as_ref(), s);
+    }
     s.not_started = sweep.cells.len()
         - s.computed.len()
         - s.skipped.len()
@@ -181,16 +194,42 @@ pub fn run_cells(sweep: &Sweep, out: &Path, opts: &RunOptions) -> Result<Summary
     Ok(s)
 }
 
+/// Every rank's summary, on every rank (after all ranks finished their cells).
+fn merge_summaries(group: &dyn Collective, s: Summary) -> Summary {
+    let json = serde_json::json!({
+        "computed": s.computed, "skipped": s.skipped, "not_applicable": s.not_applicable,
+        "failed": s.failed,
+    });
+    let mut merged = Summary::default();
+    for part in group.all_gather_bytes(json.to_string().as_bytes()) {
+        let v: serde_json::Value = serde_json::from_slice(&part).expect("our own JSON");
+        let names = |k: &str| -> Vec<String> {
+            serde_json::from_value(v[k].clone()).expect("a list of names")
+        };
+        merged.computed.extend(names("computed"));
+        merged.skipped.extend(names("skipped"));
+        merged.not_applicable.extend(names("not_applicable"));
+        let failed: Vec<(String, String)> =
+            serde_json::from_value(v["failed"].clone()).expect("(name, message) pairs");
+        merged.failed.extend(failed);
+    }
+    merged
+}
+
 /// Trains the models of `[train]` whose run directory has no EMA weights yet (resuming one that
-/// has checkpoints). `on_step` sees every training step (progress bars).
+/// has checkpoints), data-parallel over the ranks of `group`. `on_step` sees every training
+/// step on rank 0 (progress bars).
 pub fn train_missing(
     sweep: &Sweep,
     device: &Device,
+    group: &Arc<dyn Collective>,
     stop: Arc<AtomicBool>,
     mut on_step: impl FnMut(&Path, &ebdiff_trainer::StepReport),
 ) -> Result<()> {
     for (dir, config) in &sweep.train {
-        if ebdiff_core::module_weights::weights_file(dir, "ema").is_some() {
+        // Rank 0's view of the files decides for all ranks.
+        let done = ebdiff_core::module_weights::weights_file(dir, "ema").is_some();
+        if group.broadcast_bytes(&[u8::from(done)]) == [1] {
             continue;
         }
         let cfg = ebdiff_trainer::ExperimentConfig::load(config)?;
@@ -199,6 +238,7 @@ pub fn train_missing(
             out: dir.clone(),
             resume: dir.join("checkpoints").exists(),
             stop: stop.clone(),
+            group: group.clone(),
         };
         let trained = ebdiff_trainer::train_to_dir(&cfg, device, &opts, |r| on_step(dir, r))?;
         if trained.outcome.interrupted {

@@ -6,6 +6,8 @@
 
 use anyhow::{Context, Result};
 use burn::tensor::Device;
+use ebdiff_core::Collective;
+use ebdiff_core::collective::first_failure;
 use ebdiff_data::io::npy::write_npy_f32;
 use ebdiff_eval::{ScatterSeries, write_image_grid_png, write_scatter_png};
 use ebdiff_sampler::{Components, Progress, SampleResult, SamplingConfig, Target, sample};
@@ -48,8 +50,22 @@ pub fn sample_to_dir(
     let start = Instant::now();
     let result =
         sample(cfg, target, &components.schedule, device, progress).map_err(anyhow::Error::msg)?;
-    let seconds = start.elapsed().as_secs_f64();
     let samples = result.samples_vec();
+    write_output(dir, cfg, components, samples, start, result, None)
+}
+
+/// Writes samples.npy and diagnostics.json (with `extra` keys) and refuses non-finite samples
+/// (after writing them, so they can be inspected).
+fn write_output(
+    dir: &Path,
+    cfg: &SamplingConfig,
+    components: &Components,
+    samples: Vec<f32>,
+    start: Instant,
+    result: SampleResult,
+    extra: Option<(&str, serde_json::Value)>,
+) -> Result<SampleOutput> {
+    let seconds = start.elapsed().as_secs_f64();
     let count = cfg.count;
     let dim = samples.len() / count;
     write_npy_f32(&dir.join("samples.npy"), &samples, &[count, dim])?;
@@ -62,6 +78,9 @@ pub fn sample_to_dir(
         "nfe": result.nfe,
         "levels": result.levels,
     });
+    if let Some((key, value)) = extra {
+        diagnostics[key] = value;
+    }
     if let Some(smc) = &result.smc {
         diagnostics["smc"] = serde_json::to_value(smc)?;
     }
@@ -82,6 +101,117 @@ pub fn sample_to_dir(
         seconds,
         result,
     })
+}
+
+/// [`sample_to_dir`] in shards of `shard_size` samples, shard k drawn with seed `cfg.seed + k`
+/// (each shard is its own batch; an SMC shard is its own particle population), spread over the
+/// ranks of `group` (rank r draws shards r, r + N, …). Rank 0 gathers the shards in order, writes
+/// the files and returns them (its `result` is shard 0's); the others return `None`. The files
+/// depend on `shard_size`, not on the number of ranks; one shard is exactly [`sample_to_dir`].
+#[allow(clippy::too_many_arguments)]
+pub fn sample_shards_to_dir(
+    group: &dyn Collective,
+    cfg: &SamplingConfig,
+    shard_size: usize,
+    components: &Components,
+    target: &dyn Target,
+    device: &Device,
+    dir: &Path,
+    mut progress: impl FnMut(&Progress),
+) -> Result<Option<SampleOutput>> {
+    anyhow::ensure!(shard_size > 0, "the shard size must be at least 1 sample");
+    let shards = cfg.count.div_ceil(shard_size).max(1);
+    if shards == 1 && group.size() == 1 {
+        return sample_to_dir(cfg, components, target, device, dir, progress).map(Some);
+    }
+    let start = Instant::now();
+    let shard_cfg = |k: usize| {
+        let mut c = cfg.clone();
+        c.seed = cfg.seed + k as u64;
+        c.count = shard_size.min(cfg.count - k * shard_size);
+        c
+    };
+    // This rank's shards: (index, NFE, seconds, samples), and shard 0's full result.
+    let mut mine: Vec<(usize, usize, f64, Vec<f32>)> = Vec::new();
+    let mut first: Option<SampleResult> = None;
+    let drawn = (group.rank()..shards)
+        .step_by(group.size())
+        .try_for_each(|k| -> Result<()> {
+            let t0 = Instant::now();
+            let result = sample(
+                &shard_cfg(k),
+                target,
+                &components.schedule,
+                device,
+                &mut progress,
+            )
+            .map_err(|e| anyhow::anyhow!("shard {k} (seed {}): {e}", cfg.seed + k as u64))?;
+            mine.push((
+                k,
+                result.nfe,
+                t0.elapsed().as_secs_f64(),
+                result.samples_vec(),
+            ));
+            if k == 0 {
+                first = Some(result);
+            }
+            Ok(())
+        });
+    if let Some((rank, message)) =
+        first_failure(group, drawn.as_ref().err().map(|e| format!("{e:#}")))
+    {
+        anyhow::bail!("rank {rank}: {message}");
+    }
+    // One message per rank: a JSON list of (shard, NFE, seconds, count of values), then the
+    // values of those shards as little-endian f32.
+    let header: Vec<(usize, usize, f64, usize)> = mine
+        .iter()
+        .map(|(k, n, t, v)| (*k, *n, *t, v.len()))
+        .collect();
+    let header = serde_json::to_vec(&header)?;
+    let mut message = (header.len() as u64).to_le_bytes().to_vec();
+    message.extend_from_slice(&header);
+    for (_, _, _, v) in &mine {
+        message.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+    }
+    let Some(parts) = group.gather_bytes(&message) else {
+        return Ok(None);
+    };
+    let mut by_shard: Vec<Option<(usize, f64, Vec<f32>)>> = vec![None; shards];
+    for part in parts {
+        let len = u64::from_le_bytes(part[..8].try_into().expect("8 bytes")) as usize;
+        let header: Vec<(usize, usize, f64, usize)> = serde_json::from_slice(&part[8..8 + len])?;
+        let mut values = part[8 + len..]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")));
+        for (k, nfe, seconds, n) in header {
+            by_shard[k] = Some((nfe, seconds, values.by_ref().take(n).collect()));
+        }
+    }
+    let by_shard: Vec<(usize, f64, Vec<f32>)> = by_shard
+        .into_iter()
+        .map(|s| s.expect("every shard was drawn by some rank"))
+        .collect();
+    let samples: Vec<f32> = by_shard.iter().flat_map(|s| s.2.iter().copied()).collect();
+    let result = first.expect("rank 0 draws shard 0");
+    let shards = serde_json::json!({
+        "size": shard_size,
+        "seeds": format!("shard k of {shard_size} samples uses seed {} + k", cfg.seed),
+        "nfe": by_shard.iter().map(|s| s.0).collect::<Vec<_>>(),
+        "seconds": by_shard.iter().map(|s| s.1).collect::<Vec<_>>(),
+        "ranks": group.size(),
+        "diagnostics": "`nfe`, `levels` and `smc` are shard 0's",
+    });
+    write_output(
+        dir,
+        cfg,
+        components,
+        samples,
+        start,
+        result,
+        Some(("shards", shards)),
+    )
+    .map(Some)
 }
 
 /// A scatter plot (2-D; `reference` in grey under the samples in red) or an image grid of at

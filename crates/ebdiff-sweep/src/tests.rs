@@ -76,6 +76,7 @@ fn opts(stop: Arc<AtomicBool>, on_cell: Option<CellCallback>) -> RunOptions {
         stop,
         device: BackendKind::Flex.device().unwrap(),
         on_cell,
+        group: ebdiff_core::collective::solo(),
     }
 }
 
@@ -560,7 +561,14 @@ fn models_listed_under_train_are_trained_once_when_missing() {
     assert!(!a.exists());
     let device = BackendKind::Flex.device().unwrap();
     let no_stop = || Arc::new(AtomicBool::new(false));
-    train_missing(&sweep, &device, no_stop(), |_, _| {}).unwrap();
+    train_missing(
+        &sweep,
+        &device,
+        &ebdiff_core::collective::solo(),
+        no_stop(),
+        |_, _| {},
+    )
+    .unwrap();
     let weights = a.join("ema.safetensors");
     let before = mtime_and_bytes(&weights);
     let cfg = ebdiff_trainer::RunDir::open(&a)
@@ -574,7 +582,14 @@ fn models_listed_under_train_are_trained_once_when_missing() {
         "trained from the [train] config"
     );
     // Present now: not trained again.
-    train_missing(&sweep, &device, no_stop(), |_, _| {}).unwrap();
+    train_missing(
+        &sweep,
+        &device,
+        &ebdiff_core::collective::solo(),
+        no_stop(),
+        |_, _| {},
+    )
+    .unwrap();
     assert_eq!(mtime_and_bytes(&weights), before);
     let out = tmp.path().join("out");
     let s = run_cells(&sweep, &out, &opts(Arc::new(AtomicBool::new(false)), None)).unwrap();

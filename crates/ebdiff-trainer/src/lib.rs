@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod classifier;
 pub mod config;
 pub mod data;
+pub mod data_parallel;
 pub mod dsm;
 pub mod ema;
 pub mod experiment;
@@ -31,6 +32,6 @@ pub use run::{RunError, RunOptions, RunOutcome, train_run};
 pub use run_dir::{LoadedClassifier, LoadedRun, RunDir, load_components};
 pub use train::{
     Batch, BatchSource, Control, NonFinite, StepReport, Toy2dSource, TrainOptions, TrainState,
-    train_dsm,
+    train_dsm, train_dsm_on,
 };
 pub use train_dir::{Trained, train_to_dir, write_grid};

@@ -56,7 +56,8 @@ pub fn train_to_dir(
                 }
             };
             let outcome = train_run(cfg, &toy2d_source(cfg), device, opts, on_step, snapshot)?;
-            if outcome.interrupted {
+            // Rank 0 alone evaluates and writes the run's top-level files.
+            if outcome.interrupted || !opts.group.is_root() {
                 return Ok(Trained {
                     outcome,
                     toy2d: None,
@@ -127,7 +128,7 @@ pub fn train_to_dir(
                 }
             };
             let outcome = train_run(cfg, &source, device, opts, on_step, snapshot)?;
-            if outcome.interrupted {
+            if outcome.interrupted || !opts.group.is_root() {
                 return Ok(Trained {
                     outcome,
                     toy2d: None,

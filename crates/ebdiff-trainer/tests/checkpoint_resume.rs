@@ -48,6 +48,7 @@ fn run_with(
         out: out.to_path_buf(),
         resume,
         stop: stop.clone(),
+        group: ebdiff_core::collective::solo(),
     };
     train_run(
         cfg,

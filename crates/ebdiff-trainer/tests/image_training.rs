@@ -101,6 +101,7 @@ fn conditional_unet_with_dropout_resumes_exactly() {
             out: out.to_path_buf(),
             resume,
             stop: stop.clone(),
+            group: ebdiff_core::collective::solo(),
         };
         let mut snapshots = 0;
         let r = train_run(

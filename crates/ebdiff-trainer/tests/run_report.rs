@@ -21,6 +21,7 @@ fn report_of_a_resumed_run_shows_curves_samples_resumption_results_and_config() 
         out: out.clone(),
         resume,
         stop: stop.clone(),
+        group: ebdiff_core::collective::solo(),
     };
     let first = train_to_dir(&cfg, &device, &opts(false), |r| {
         if r.step == 5 {

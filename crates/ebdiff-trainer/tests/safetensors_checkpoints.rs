@@ -37,6 +37,7 @@ fn identical_training_states_give_byte_identical_checkpoints() {
             out: dir.clone(),
             resume: false,
             stop: Arc::new(AtomicBool::new(false)),
+            group: ebdiff_core::collective::solo(),
         };
         train_run(
             &cfg,
@@ -226,6 +227,7 @@ fn init_from_starts_from_the_file_and_refuses_one_that_does_not_fit() {
             out: dir.join(name),
             resume: false,
             stop: Arc::new(AtomicBool::new(false)),
+            group: ebdiff_core::collective::solo(),
         };
         train_run(cfg, &toy2d_source(cfg), &device, &opts, |_| {}, |_| {})
     };
