@@ -18,6 +18,9 @@ pub enum BenchCommand {
     TrainStep(TrainStepArgs),
     /// Time one sampling-time evaluation, energy and ∇ₓE (no autodiff), per batch size.
     Eval(EvalArgs),
+    /// Time a data-parallel training step and its gradient all-reduce (alone or under
+    /// `mpirun -np N`), and the bare MPI all-reduce by size.
+    DataParallel(crate::bench_ranks::DataParallelArgs),
 }
 
 #[derive(Args)]
@@ -137,6 +140,7 @@ pub fn run(cmd: BenchCommand, backend: BackendKind) -> Result<()> {
     match cmd {
         BenchCommand::TrainStep(args) => train_step(args, backend),
         BenchCommand::Eval(args) => eval(args, backend),
+        BenchCommand::DataParallel(args) => crate::bench_ranks::data_parallel(args, backend),
     }
 }
 
