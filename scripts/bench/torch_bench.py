@@ -3,7 +3,8 @@
 ebdiff's networks (scripts/torch/ebdiff_torch.py).
 
     torch_bench.py train-step [--config FILE] [--batch 16] [--warmup 2] [--iters 5]
-                              [--threads 2] [--json OUT] [--profile [--profile-steps 3]]
+                              [--threads 2] [--json OUT] [--profile [--profile-steps 3]
+                              [--profile-threads 1]]
     torch_bench.py eval [--config FILE] [--batch 16[,B2,...]] [--warmup 2] [--iters 10]
                         [--threads 2] [--json OUT]
     torch_bench.py params [--config FILE] [--export DIR ...]
@@ -238,16 +239,18 @@ def cmd_train_step(args) -> None:
     ratio = energy["median_s"] / score["median_s"]
     print(f"energy/score step-time ratio: {ratio:.2f}")
     print(f"parameters: {params}")
+    prof = None
+    if args.profile:
+        prof = profile_energy(section, args.batch, args.profile_steps, args.profile_threads)
+        torch.set_num_threads(args.threads)
     if args.json:
         out = {**machine_info(), "config": show(path), "params": params, "batch": args.batch,
                "warmup": args.warmup,
                "iters": args.iters, "energy_form": section["model"].get(
                    "energy_form", "reconstruction"),
-               "score": score, "energy": energy, "ratio": ratio}
+               "score": score, "energy": energy, "ratio": ratio, "profile": prof}
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
         print(f"wrote {args.json}")
-    if args.profile:
-        profile_energy(section, args.batch, args.profile_steps)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,9 +345,12 @@ def classify_events(events) -> dict:
     return {"kinds": kind_t, "ops": op_t, "phases": phase_t}
 
 
-def profile_energy(section: dict, batch: int, steps: int) -> None:
+def profile_energy(section: dict, batch: int, steps: int, threads: int) -> dict:
+    """Profiles `steps` energy steps on `threads` threads (default 1, like `bench --profile`'s
+    child) and returns ms per step by kind and by phase."""
     from torch.profiler import ProfilerActivity, profile, record_function
 
+    torch.set_num_threads(threads)
     s = Stepper(with_parameterization(section, "energy"), batch)
     # mark norm forwards (instance-level wrapper, ebdiff_torch.py is untouched)
     for m in s.model.modules():
@@ -360,7 +366,8 @@ def profile_energy(section: dict, batch: int, steps: int) -> None:
             s.step(x0, profiled=True)
     res = classify_events(prof.events())
     total = sum(res["kinds"].values())
-    print(f"\nprofile: {steps} energy steps, batch {batch}, self CPU time {total / 1e3:.1f} ms "
+    print(f"\nprofile: {steps} energy steps, batch {batch}, {threads} thread(s), "
+          f"self CPU time {total / 1e3:.1f} ms "
           f"({total / 1e3 / steps:.1f} ms per step, profiler overhead included)")
     print(f"{'kind':<32} {'ms/step':>9} {'share':>7}   top ops (ms/step)")
     for k in KINDS:
@@ -373,6 +380,9 @@ def profile_energy(section: dict, batch: int, steps: int) -> None:
         print(f"{ph:<32} {t / 1e3 / steps:>9.1f} {100 * t / total:>6.1f}%")
     print("\nraw top 15 ops by self CPU time (torch.profiler, all profiled steps):")
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
+    return {"threads": threads, "steps": steps,
+            "kinds_ms_per_step": {k: v / 1e3 / steps for k, v in res["kinds"].items()},
+            "phases_ms_per_step": {k: v / 1e3 / steps for k, v in res["phases"].items()}}
 
 
 def _short(name: str) -> str:
@@ -488,6 +498,8 @@ def main(argv=None) -> None:
     ts.add_argument("--profile", action="store_true",
                     help="then profile a few energy steps with torch.profiler")
     ts.add_argument("--profile-steps", type=int, default=3)
+    ts.add_argument("--profile-threads", type=int, default=1,
+                    help="threads while profiling (default 1, as `xtask bench --profile`)")
     ev = sub.add_parser("eval", help="time one energy + ∇ₓE evaluation per batch size")
     common(ev, 10, "16", str)
     pa = sub.add_parser("params", help="parameter count; strict check against ebdiff exports")

@@ -21,6 +21,9 @@ pub enum BenchCommand {
     /// Time a data-parallel training step and its gradient all-reduce (alone or under
     /// `mpirun -np N`), and the bare MPI all-reduce by size.
     DataParallel(crate::bench_ranks::DataParallelArgs),
+    /// The child that `train-step --profile` samples.
+    #[command(hide = true)]
+    ProfileSteps(crate::bench_profile::ProfileStepsArgs),
 }
 
 #[derive(Args)]
@@ -115,7 +118,7 @@ fn eval(args: EvalArgs, backend: BackendKind) -> Result<()> {
     Ok(())
 }
 
-#[derive(Args)]
+#[derive(Args, Clone)]
 pub struct TrainStepArgs {
     /// Any config with a [model] table (default: configs/unet-small.toml).
     #[arg(long)]
@@ -134,6 +137,13 @@ pub struct TrainStepArgs {
     /// Write the numbers (ours, and PyTorch's with --compare-torch) as JSON.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Also profile the energy step on one thread by op kind, phase, layer and kernel (Linux
+    /// `perf`; see bench_profile.rs), next to PyTorch's own profile with --compare-torch.
+    #[arg(long)]
+    profile: bool,
+    /// Energy steps sampled by --profile (after one warm-up step).
+    #[arg(long, default_value_t = 3)]
+    profile_steps: usize,
 }
 
 pub fn run(cmd: BenchCommand, backend: BackendKind) -> Result<()> {
@@ -141,6 +151,7 @@ pub fn run(cmd: BenchCommand, backend: BackendKind) -> Result<()> {
         BenchCommand::TrainStep(args) => train_step(args, backend),
         BenchCommand::Eval(args) => eval(args, backend),
         BenchCommand::DataParallel(args) => crate::bench_ranks::data_parallel(args, backend),
+        BenchCommand::ProfileSteps(args) => crate::bench_profile::profile_steps(args, backend),
     }
 }
 
@@ -282,8 +293,33 @@ fn train_step(args: TrainStepArgs, backend: BackendKind) -> Result<()> {
             t("energy") / t("score")
         );
     }
+    let profile = if args.profile {
+        let exe = std::env::current_exe()?;
+        let (p, step) = crate::bench_profile::profile_energy_steps(
+            &exe,
+            backend.name(),
+            args.config.as_deref(),
+            args.batch,
+            args.profile_steps,
+        )?;
+        crate::bench_profile::print(
+            &p,
+            step,
+            args.profile_steps,
+            torch
+                .as_ref()
+                .and_then(|t| t.get("profile"))
+                .filter(|v| !v.is_null()),
+        );
+        Some(
+            serde_json::json!({ "profile": p, "step_seconds_one_thread": step,
+                                 "steps": args.profile_steps }),
+        )
+    } else {
+        None
+    };
     if let Some(path) = &args.json {
-        let all = serde_json::json!({ "ebdiff": ours, "torch": torch });
+        let all = serde_json::json!({ "ebdiff": ours, "torch": torch, "ebdiff_profile": profile });
         std::fs::write(path, serde_json::to_string_pretty(&all)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
         println!("wrote {}", path.display());
@@ -298,16 +334,17 @@ fn torch_train_step(python: &Path, args: &TrainStepArgs) -> Result<serde_json::V
         .config
         .clone()
         .unwrap_or_else(|| PathBuf::from("configs/unet-small.toml"));
-    run_torch_bench(
-        python,
-        "train-step",
-        &config,
-        &[
-            ("--batch", args.batch.to_string()),
-            ("--warmup", args.warmup.to_string()),
-            ("--iters", args.iters.to_string()),
-        ],
-    )
+    let mut options = vec![
+        ("--batch", args.batch.to_string()),
+        ("--warmup", args.warmup.to_string()),
+        ("--iters", args.iters.to_string()),
+    ];
+    if args.profile {
+        // PyTorch's own profile of the same step, grouped by the same op kinds.
+        options.push(("--profile", String::new()));
+        options.push(("--profile-steps", args.profile_steps.to_string()));
+    }
+    run_torch_bench(python, "train-step", &config, &options)
 }
 
 /// Runs `scripts/bench/torch_bench.py COMMAND --config CONFIG OPTIONS --json TMP` and returns
@@ -325,7 +362,10 @@ fn run_torch_bench(
         .arg("--config")
         .arg(config);
     for (flag, value) in options {
-        cmd.args([*flag, value.as_str()]);
+        cmd.arg(flag);
+        if !value.is_empty() {
+            cmd.arg(value);
+        }
     }
     let status = cmd
         .arg("--json")

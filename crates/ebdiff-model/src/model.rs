@@ -59,7 +59,14 @@ impl DiffusionModel {
         e.squeeze_dim(1)
     }
 
-    fn head_grad(form: EnergyForm, x: Tensor<2>, g: Tensor<2>, cache: &BackboneCache) -> Tensor<2> {
+    /// ∇ₓE from the input, the backbone output and its cache: the VJP half of [`Self::eps`]
+    /// (public so a profiler can time the forward and the VJP apart).
+    pub fn head_grad(
+        form: EnergyForm,
+        x: Tensor<2>,
+        g: Tensor<2>,
+        cache: &BackboneCache,
+    ) -> Tensor<2> {
         match form {
             EnergyForm::Reconstruction { scale } => {
                 let r = (g - x).mul_scalar(2.0 * scale);
