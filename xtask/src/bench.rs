@@ -46,7 +46,7 @@ pub struct EvalArgs {
 fn eval(args: EvalArgs, backend: BackendKind) -> Result<()> {
     let (cfg, schedule) = ebdiff_trainer::config::ModelSection::load(args.config.as_deref())
         .map(|s| (s.model, s.diffusion))?;
-    let device = backend.device().map_err(anyhow::Error::msg)?;
+    let device = crate::device(backend)?;
     let model = cfg.init(schedule.timesteps(), &device);
     let dim = cfg.data_dim();
     let mut rng = stream(0, "bench-eval");
@@ -175,7 +175,7 @@ fn time_steps(
     args: &TrainStepArgs,
     backend: BackendKind,
 ) -> Result<Timing> {
-    let device = backend.device().map_err(anyhow::Error::msg)?.autodiff();
+    let device = crate::device(backend)?.autodiff();
     let schedule = ebdiff_core::ScheduleConfig::linear(timesteps).build();
     let mut model = cfg.init(timesteps, &device);
     let mut optim = AdamConfig::new().init();
@@ -216,9 +216,7 @@ fn train_step(args: TrainStepArgs, backend: BackendKind) -> Result<()> {
     let (cfg, schedule) = ebdiff_trainer::config::ModelSection::load(args.config.as_deref())
         .map(|s| (s.model, s.diffusion))?;
     let timesteps = schedule.timesteps();
-    let params = cfg
-        .init(timesteps, &backend.device().map_err(anyhow::Error::msg)?)
-        .num_params();
+    let params = cfg.init(timesteps, &crate::device(backend)?).num_params();
     println!(
         "bench train-step: backend {backend}, batch {}, data shape {:?}, {} parameters, warm-up {}, median of {}",
         args.batch, cfg.data_shape, params, args.warmup, args.iters

@@ -3,10 +3,9 @@
 //! with parameters is not reached by the layer visitor (`ebdiff_model::vjp::Visitor`).
 
 use anyhow::{Result, bail};
-use burn::tensor::FloatDType;
 use clap::Args;
-use ebdiff_core::BackendKind;
 use ebdiff_core::rng::stream;
+use ebdiff_core::{BackendKind, Precision};
 use ebdiff_model::gradcheck::{
     CheckResult, Reference, check_dsm_param_grads, check_model_layers, perturb_parameters,
     unreached_layers,
@@ -22,9 +21,6 @@ pub struct GradcheckArgs {
     /// Batch size of the random test inputs.
     #[arg(long, default_value_t = 2)]
     batch: usize,
-    /// Float precision: f32, or f64 (flex only) for tight finite differences.
-    #[arg(long, default_value = "f32")]
-    dtype: String,
     /// Number of random parameter entries checked against finite differences.
     #[arg(long, default_value_t = 6)]
     fd_samples: usize,
@@ -46,7 +42,8 @@ pub struct GradcheckArgs {
 /// Tolerances: VJP vs autodiff is the same math in a different order, so only round-off differs.
 const AUTODIFF_TOL: f64 = 1e-4;
 
-pub fn run(args: GradcheckArgs, backend: BackendKind) -> Result<()> {
+/// `dtype` is the global `--dtype`: f32, or f64 for tight finite differences.
+pub fn run(args: GradcheckArgs, backend: BackendKind, dtype: Precision) -> Result<()> {
     let (mut model_cfg, schedule_cfg) =
         ebdiff_trainer::config::ModelSection::load(args.config.as_deref())
             .map(|s| (s.model, s.diffusion))?;
@@ -54,18 +51,15 @@ pub fn run(args: GradcheckArgs, backend: BackendKind) -> Result<()> {
         model_cfg.parameterization =
             ebdiff_core::parse_toml::<Wrap>(&format!("p = \"{p}\""), "--parameterization")?.p;
     }
-    let mut device = backend.device().map_err(anyhow::Error::msg)?;
-    let (fd_step, fd_tol) = match args.dtype.as_str() {
-        "f32" => (1e-2, 5e-2),
-        "f64" => {
-            device
-                .configure(FloatDType::F64)
-                .map_err(|e| anyhow::anyhow!("backend {backend} cannot run in f64: {e:?}"))?;
-            (1e-5, 1e-5)
-        }
-        other => bail!("unknown --dtype `{other}`; allowed: f32, f64"),
+    let (fd_step, fd_tol) = match dtype {
+        Precision::F32 => (1e-2, 5e-2),
+        Precision::F64 => (1e-5, 1e-5),
+        other => bail!(
+            "gradcheck runs in f32 or f64 (--dtype {other} has too little precision for finite \
+             differences; check f32 and train in {other})"
+        ),
     };
-    let device = device.autodiff();
+    let device = crate::device(backend)?.autodiff();
     let timesteps = schedule_cfg.timesteps();
     let mut rng = stream(args.seed, "gradcheck");
     let mut model =
@@ -75,7 +69,7 @@ pub fn run(args: GradcheckArgs, backend: BackendKind) -> Result<()> {
     }
     println!(
         "gradcheck: backend {backend}, {}, batch {}, {:?} model, data shape {:?}",
-        args.dtype, args.batch, model.parameterization, model_cfg.data_shape
+        dtype, args.batch, model.parameterization, model_cfg.data_shape
     );
     let layers = check_model_layers(&model, args.batch, timesteps, Reference::Autodiff, &mut rng);
     let unreached = unreached_layers(&model, &layers);

@@ -27,13 +27,18 @@ use std::sync::{Arc, Mutex, OnceLock};
     version
 )]
 struct Cli {
-    /// Compute backend: flex (CPU), wgpu or cuda (GPU builds need `--features wgpu|cuda`).
+    /// Compute backend: flex (CPU), wgpu, vulkan or cuda (GPU builds need `--features wgpu|vulkan|cuda`).
     #[arg(long, global = true, default_value = "flex")]
     backend: BackendKind,
     /// GPU index for this process (default: the local rank under mpirun/srun, so that each rank
     /// of a node takes its own GPU; else the default device). Ignored by flex.
     #[arg(long, global = true)]
     device_index: Option<usize>,
+    /// Float type: f32; flex32 (f32 storage, f16 matmul/conv inputs: tensor cores on vulkan),
+    /// f16 or bf16 (GPUs; the DSM loss and the EMA stay in f32) for train, sample and bench;
+    /// f64 for gradcheck's tight finite differences.
+    #[arg(long, global = true, default_value = "f32")]
+    dtype: ebdiff_core::Precision,
     #[command(subcommand)]
     command: Command,
 }
@@ -79,6 +84,7 @@ enum Command {
 /// The ranks this process computes with: set once in `main` (alone, or the MPI world).
 static GROUP: Mutex<Option<Arc<dyn Collective>>> = Mutex::new(None);
 static DEVICE_INDEX: OnceLock<Option<usize>> = OnceLock::new();
+static DTYPE: OnceLock<ebdiff_core::Precision> = OnceLock::new();
 
 /// This process's group (see `ebdiff_dist::init`).
 pub fn group() -> Arc<dyn Collective> {
@@ -89,10 +95,31 @@ pub fn group() -> Arc<dyn Collective> {
         .expect("set in main")
 }
 
-/// The device of this process: `--device-index`, else the local rank under a launcher.
+/// The device of this process: `--device-index`, else the local rank under a launcher, with
+/// its floats at `--dtype`.
 pub fn device(backend: BackendKind) -> anyhow::Result<Device> {
     let index = *DEVICE_INDEX.get().expect("set in main");
-    backend.device_at(index).map_err(anyhow::Error::msg)
+    let dtype = DTYPE.get().copied().unwrap_or_default();
+    backend
+        .device_with(index, dtype)
+        .map_err(anyhow::Error::msg)
+}
+
+/// Commands whose device honours `--dtype`. The others compute in f32 on purpose: FID features
+/// must stay comparable with the reference pipelines, exports and classifiers are f32
+/// artefacts.
+fn honours_dtype(c: &Command) -> bool {
+    matches!(
+        c,
+        Command::Train(_)
+            | Command::Sample(_)
+            | Command::Gradcheck(_)
+            | Command::Bench {
+                which: bench::BenchCommand::TrainStep(_)
+                    | bench::BenchCommand::Eval(_)
+                    | bench::BenchCommand::DataParallel(_)
+            }
+    )
 }
 
 /// Commands that run on several ranks; the others refuse to, so that N copies never do the
@@ -112,6 +139,7 @@ fn runs_on_ranks(c: &Command) -> bool {
 }
 
 fn main() {
+    ebdiff_core::backend::tune_cpu_allocator();
     let cli = Cli::parse();
     if cli.backend == BackendKind::Flex
         && let Some(n) = ebdiff_dist::launch::cpu_threads_per_rank()
@@ -128,6 +156,17 @@ fn main() {
     };
     *GROUP.lock().expect("not poisoned") = Some(group.clone());
     let _ = DEVICE_INDEX.set(ebdiff_dist::launch::device_index(cli.device_index));
+    let _ = DTYPE.set(cli.dtype);
+    if cli.dtype != ebdiff_core::Precision::F32 && !honours_dtype(&cli.command) {
+        eprintln!(
+            "error: --dtype {} applies to train, sample, gradcheck and bench; this command \
+             computes in f32 (FID features comparable with the reference pipelines, exports, \
+             classifiers). To score low-precision samples, `sample --dtype {}` and then `fid` \
+             the folder.",
+            cli.dtype, cli.dtype
+        );
+        std::process::exit(2);
+    }
     // The dashboard owns the terminal; log lines would be drawn over it (train.log keeps the
     // run's events either way).
     let quiet_logs = matches!(&cli.command, Command::Train(a) if a.dashboard);
@@ -162,7 +201,7 @@ fn main() {
         Command::FidStats(args) => fid::fid_stats(args, cli.backend),
         Command::Eval(args) => fid::eval(args, cli.backend),
         Command::TrainClassifier(args) => train_classifier::run(args, cli.backend),
-        Command::Gradcheck(args) => gradcheck::run(args, cli.backend),
+        Command::Gradcheck(args) => gradcheck::run(args, cli.backend, cli.dtype),
         Command::Sample(args) => sample::run(args, cli.backend),
         Command::Sweep(args) => sweep::run(args, cli.backend),
         Command::Export(args) => export::run(args, cli.backend),

@@ -11,7 +11,7 @@ pub mod rng;
 pub mod safetensors;
 pub mod schedule;
 
-pub use backend::BackendKind;
+pub use backend::{BackendKind, Precision};
 pub use collective::{Collective, Solo};
 pub use config::{ConfigError, load_toml, parse_toml};
 pub use schedule::{NoiseSchedule, ScheduleConfig};

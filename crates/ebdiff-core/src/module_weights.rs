@@ -210,6 +210,11 @@ impl ModuleMapper for Load<'_> {
         let device: Device = param.lazy_device();
         let data = TensorData::new(values, want);
         let mut tensor = Tensor::<D>::from_data(data, &device);
+        // Weights are stored in f32; a device set to half precision (`--dtype`) computes in it.
+        let dtype = device.settings().float_dtype;
+        if tensor.dtype() != dtype.into() {
+            tensor = tensor.cast(dtype);
+        }
         if device.is_autodiff() {
             tensor = tensor.require_grad();
         }

@@ -10,13 +10,16 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// Element types ebdiff writes (f32 weights, f64 statistics, i64/u64 counters).
+/// Element types ebdiff writes (f32 weights, f64 statistics, i64/u64 counters, f16/bf16
+/// optimizer state of a `--dtype f16|bf16` run).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dtype {
     F32,
     F64,
     I64,
     U64,
+    F16,
+    BF16,
 }
 
 impl Dtype {
@@ -26,13 +29,16 @@ impl Dtype {
             Dtype::F64 => "F64",
             Dtype::I64 => "I64",
             Dtype::U64 => "U64",
+            Dtype::F16 => "F16",
+            Dtype::BF16 => "BF16",
         }
     }
 
     pub fn size(self) -> usize {
         match self {
+            Dtype::F16 | Dtype::BF16 => 2,
             Dtype::F32 => 4,
-            _ => 8,
+            Dtype::F64 | Dtype::I64 | Dtype::U64 => 8,
         }
     }
 
@@ -42,6 +48,8 @@ impl Dtype {
             "F64" => Dtype::F64,
             "I64" => Dtype::I64,
             "U64" => Dtype::U64,
+            "F16" => Dtype::F16,
+            "BF16" => Dtype::BF16,
             _ => return None,
         })
     }
@@ -68,7 +76,7 @@ impl RawTensor {
         self.shape.iter().product()
     }
 
-    /// The values as f32 (f64 tensors are narrowed); `None` for integer tensors.
+    /// The values as f32 (f64 tensors are narrowed, f16/bf16 widened); `None` for integers.
     pub fn to_f32(&self) -> Option<Vec<f32>> {
         match self.dtype {
             Dtype::F32 => Some(
@@ -83,7 +91,19 @@ impl RawTensor {
                     .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32)
                     .collect(),
             ),
-            _ => None,
+            Dtype::F16 => Some(
+                self.bytes
+                    .chunks_exact(2)
+                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect(),
+            ),
+            Dtype::BF16 => Some(
+                self.bytes
+                    .chunks_exact(2)
+                    .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
+                    .collect(),
+            ),
+            Dtype::I64 | Dtype::U64 => None,
         }
     }
 }
@@ -329,6 +349,27 @@ mod tests {
 
     /// The layout written by hand equals what the format's specification prescribes, byte for
     /// byte: the header of a one-tensor file, written out here independently.
+    #[test]
+    fn half_precision_tensors_round_trip_and_widen_exactly() {
+        // 1.0, −2.5, 65504 (f16 max) and 0.5, −3.0 in bf16, as IEEE bit patterns.
+        let mut st = SafeTensors::default();
+        let f16 = [0x3c00u16, 0xc100, 0x7bff];
+        let bf16 = [0x3f00u16, 0xc040];
+        let raw = |dtype, v: &[u16]| RawTensor {
+            dtype,
+            shape: vec![v.len()],
+            bytes: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        };
+        st.tensors.insert("m".into(), raw(Dtype::F16, &f16));
+        st.tensors.insert("v".into(), raw(Dtype::BF16, &bf16));
+        let bytes = st.to_bytes();
+        let back = SafeTensors::parse(&bytes, Path::new("half.safetensors")).unwrap();
+        assert_eq!(back, st);
+        assert!(String::from_utf8_lossy(&bytes).contains("\"dtype\":\"BF16\""));
+        assert_eq!(back.tensors["m"].to_f32().unwrap(), [1.0, -2.5, 65504.0]);
+        assert_eq!(back.tensors["v"].to_f32().unwrap(), [0.5, -3.0]);
+    }
+
     #[test]
     fn header_layout_follows_the_specification() {
         let mut st = SafeTensors::default();

@@ -21,6 +21,8 @@ fn to_dtype(d: DType) -> Option<Dtype> {
         DType::F64 => Dtype::F64,
         DType::I64 => Dtype::I64,
         DType::U64 => Dtype::U64,
+        DType::F16 => Dtype::F16,
+        DType::BF16 => Dtype::BF16,
         _ => return None,
     })
 }
@@ -31,6 +33,8 @@ fn from_dtype(d: Dtype) -> DType {
         Dtype::F64 => DType::F64,
         Dtype::I64 => DType::I64,
         Dtype::U64 => DType::U64,
+        Dtype::F16 => DType::F16,
+        Dtype::BF16 => DType::BF16,
     }
 }
 

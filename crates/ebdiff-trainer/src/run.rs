@@ -83,6 +83,8 @@ pub enum RunError {
     Sampling(String),
     /// Ranks of a data-parallel run no longer hold the same state.
     Replicas(String),
+    /// The device computes in a float type training cannot use.
+    Precision(String),
     /// Another rank failed; this rank stopped with it.
     OtherRank {
         rank: usize,
@@ -128,7 +130,10 @@ impl std::fmt::Display for RunError {
             RunError::Weights { path, message } => {
                 write!(f, "cannot load {}: {message}", path.display())
             }
-            RunError::Data(m) | RunError::Sampling(m) | RunError::Replicas(m) => f.write_str(m),
+            RunError::Data(m)
+            | RunError::Sampling(m)
+            | RunError::Replicas(m)
+            | RunError::Precision(m) => f.write_str(m),
             RunError::OtherRank { rank, message } => write!(f, "rank {rank} failed: {message}"),
         }
     }
@@ -191,6 +196,7 @@ pub fn train_run(
     let train_opts = cfg.train_options();
     let schedule = cfg.diffusion.build();
     let git = git_revision();
+    check_training_precision(device)?;
     if group.size() > cfg.train.batch_size {
         return Err(RunError::Data(format!(
             "train.batch_size = {} is smaller than the {} ranks: every rank needs at least one \
@@ -210,6 +216,7 @@ pub fn train_run(
     let opened = if root {
         open_run_files(
             out,
+            device,
             opts.resume,
             &git,
             first_step,
@@ -390,10 +397,7 @@ fn initial_state(
         tracing::info!(checkpoint = %dir.display(), step = restored.state.step, "resuming");
         TrainState {
             model: restored.model,
-            ema: Ema {
-                model: restored.ema,
-                updates: restored.state.ema_updates,
-            },
+            ema: Ema::restored(restored.ema, restored.state.ema_updates),
             optim: restored.optim,
             step: restored.state.step,
             examples_seen: restored.state.examples_seen,
@@ -418,10 +422,27 @@ fn initial_state(
     })
 }
 
+/// f16 cannot train here: Adam's ε (1e-8) is 0 in f16 and the second moment g² underflows below
+/// 2.4e-4, so the first steps divide by zero (measured: NaN at step 2 on the 2-D config).
+/// PyTorch's AMP keeps f32 master weights for this; Burn 0.22 has none. bf16 has f32's range.
+pub fn check_training_precision(device: &Device) -> Result<(), RunError> {
+    if device.settings().float_dtype == burn::tensor::FloatDType::F16 {
+        return Err(RunError::Precision(
+            "training in f16 is refused: without f32 master weights (Burn has none) Adam's ε = \
+             1e-8 and small squared gradients are 0 in f16 and the first steps divide by zero. \
+             Train in bf16 (f32's range), flex32 (f32 storage, f16 matmul inputs) or f32; f16 is \
+             fine for sampling."
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Rank 0's files of a starting run: config.toml, run.json, train.log and metrics.jsonl (cut
 /// back to the resumed step), the last opened for appending.
 fn open_run_files(
     out: &Path,
+    device: &Device,
     resume: bool,
     git: &Option<String>,
     first_step: u64,
@@ -442,7 +463,7 @@ fn open_run_files(
     );
     let p = out.join("config.toml");
     std::fs::write(&p, config_text).map_err(io(&p))?;
-    append_run_log(out, git, first_step)?;
+    append_run_log(out, git, first_step, device)?;
     // Metrics of steps after the checkpoint belong to the lost future: drop them.
     keep_metrics_up_to(metrics_path, first_step)?;
     std::fs::OpenOptions::new()
@@ -467,7 +488,12 @@ fn log_event(out: &Path, line: &str) {
     }
 }
 
-fn append_run_log(out: &Path, git: &Option<String>, step: u64) -> Result<(), RunError> {
+fn append_run_log(
+    out: &Path,
+    git: &Option<String>,
+    step: u64,
+    device: &Device,
+) -> Result<(), RunError> {
     let p = out.join("run.json");
     let mut log: Vec<serde_json::Value> = std::fs::read_to_string(&p)
         .ok()
@@ -479,6 +505,8 @@ fn append_run_log(out: &Path, git: &Option<String>, step: u64) -> Result<(), Run
     log.push(serde_json::json!({
         "started_unix": now, "from_step": step, "git_revision": git,
         "ebdiff_version": env!("CARGO_PKG_VERSION"),
+        "device": format!("{device:?}"),
+        "float_dtype": format!("{:?}", device.settings().float_dtype),
     }));
     std::fs::write(&p, serde_json::to_string_pretty(&log).expect("json")).map_err(io(&p))
 }

@@ -42,15 +42,22 @@ pub fn train_to_dir(
         DataConfig::Toy2d(_) => {
             let snapshot = |state: &TrainState| {
                 let n = cfg.sample.grid.max(256).min(cfg.sample.count);
-                let written = draw_samples(cfg, &state.ema.model, n, None, cfg.run.seed, device)
-                    .and_then(|points| {
-                        let series = [ScatterSeries {
-                            points: &points,
-                            color: [200, 40, 40],
-                        }];
-                        write_scatter_png(&snapshot_path(state), &series, 1.0, 384)
-                            .map_err(RunError::Sampling)
-                    });
+                let written = draw_samples(
+                    cfg,
+                    &state.ema.model_on(device),
+                    n,
+                    None,
+                    cfg.run.seed,
+                    device,
+                )
+                .and_then(|points| {
+                    let series = [ScatterSeries {
+                        points: &points,
+                        color: [200, 40, 40],
+                    }];
+                    write_scatter_png(&snapshot_path(state), &series, 1.0, 384)
+                        .map_err(RunError::Sampling)
+                });
                 if let Err(e) = written {
                     tracing::warn!("sample snapshot: {e}");
                 }
@@ -63,7 +70,7 @@ pub fn train_to_dir(
                     toy2d: None,
                 });
             }
-            let eval = evaluate_toy2d(cfg, &outcome.state.ema.model, device)?;
+            let eval = evaluate_toy2d(cfg, &outcome.state.ema.model_on(device), device)?;
             let series = [
                 ScatterSeries {
                     points: &eval.exact,
@@ -123,7 +130,12 @@ pub fn train_to_dir(
             )
             .map_err(|e| RunError::Data(e.to_string()))?;
             let snapshot = |state: &TrainState| {
-                if let Err(e) = write_grid(cfg, &state.ema.model, &snapshot_path(state), device) {
+                if let Err(e) = write_grid(
+                    cfg,
+                    &state.ema.model_on(device),
+                    &snapshot_path(state),
+                    device,
+                ) {
                     tracing::warn!("sample grid: {e}");
                 }
             };
