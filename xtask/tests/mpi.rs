@@ -9,6 +9,9 @@
 //! order), a sweep split over ranks (the same cells), and a rank killed mid-run.
 #![cfg(feature = "mpi")]
 
+mod common;
+
+use common::losses;
 use ebdiff_core::safetensors::SafeTensors;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -142,17 +145,6 @@ fn assert_close_weights(a: &Path, b: &Path, rel: f64) {
         a.display(),
         b.display()
     );
-}
-
-fn losses(run: &Path) -> Vec<(u64, f64)> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (v["step"].as_u64().unwrap(), v["loss"].as_f64().unwrap())
-        })
-        .collect()
 }
 
 fn assert_same_run(a: &Path, b: &Path) {

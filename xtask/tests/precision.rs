@@ -5,6 +5,9 @@
 //! Flex runs bf16 (slowly), so the half-precision path is tested here without a GPU. Each run
 //! is its own process: Burn fixes a device's float type for the whole process.
 
+mod common;
+
+use common::losses;
 use ebdiff_core::safetensors::{Dtype, SafeTensors};
 use std::path::Path;
 use std::process::{Command, Output};
@@ -42,17 +45,6 @@ fn short_config(dir: &Path) -> String {
     let path = dir.join("short.toml");
     std::fs::write(&path, text).unwrap();
     path.to_str().unwrap().to_string()
-}
-
-fn losses(run: &Path) -> Vec<(u64, f64)> {
-    std::fs::read_to_string(run.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (v["step"].as_u64().unwrap(), v["loss"].as_f64().unwrap())
-        })
-        .collect()
 }
 
 fn dtypes(file: &Path) -> Vec<Dtype> {
