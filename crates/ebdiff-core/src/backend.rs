@@ -126,8 +126,8 @@ pub fn tune_cpu_allocator() {
     }
 }
 
-/// The float type a GPU device stores and computes in (`--dtype`). The DSM loss and the EMA
-/// weights stay in f32 whatever this is.
+/// The float type a device stores and computes in (`--dtype`). The DSM loss and the EMA
+/// weights stay in f32 (or f64) whatever this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
