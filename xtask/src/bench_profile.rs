@@ -6,7 +6,8 @@
 //! sync. A sample's *phase* is the window its time falls in (exact, whatever the call stack); its
 //! *operation* is read from its call stack (the Burn op or autodiff node that called the kernel);
 //! its *kernel* is the leaf symbol. Op kinds follow `scripts/bench/torch_bench.py --profile`, so
-//! the two profiles sit side by side.
+//! the two profiles sit side by side. `EBDIFF_PROFILE_KEEP=FILE` keeps perf's decoded samples
+//! (`perf script` text, stacks leaf first) for a closer look.
 
 use anyhow::{Context, Result, bail};
 use burn::module::Module;
