@@ -1,7 +1,8 @@
 //! The DSM ε-loss: L = E_{k~U{0..T−1}, x₀, ε} mean_d (ε̂(√ᾱ_k x₀ + σ_k ε, k) − ε)², used for
 //! score models (ε̂ = g) and energy models (ε̂ = ∇ₓE) alike.
 
-use burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
+use crate::ema::in_f32;
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use ebdiff_core::NoiseSchedule;
 use ebdiff_core::rng::normal_vec;
 use ebdiff_model::{Conditioning, DiffusionModel};
@@ -129,18 +130,9 @@ pub fn dsm_loss_weighted(
 /// Mean squared ε error. For an energy model ε̂ = ∇ₓE is itself built from differentiable VJPs,
 /// so `dsm_loss(..).backward()` gives ∂L/∂θ with first-order autodiff only.
 pub fn dsm_loss(model: &DiffusionModel, batch: &NoisedBatch) -> Tensor<1> {
+    // ε̂ − ε widened to f32 on a half-precision device (`--dtype bf16`): squares and a mean
+    // over the whole batch would lose a trained model's small errors in half precision.
     in_f32(model.eps(batch.x_t.clone(), &batch.cond) - batch.eps.clone())
         .square()
         .mean()
-}
-
-/// The error ε̂ − ε in f32 on a device that computes in f16/bf16 (`--dtype`): squares and the
-/// mean over a whole batch would lose the small errors of a trained model in half precision.
-/// A no-op (no cast, no graph node) in f32 and f64.
-fn in_f32(error: Tensor<2>) -> Tensor<2> {
-    if matches!(error.dtype(), DType::F16 | DType::BF16) {
-        error.cast(FloatDType::F32)
-    } else {
-        error
-    }
 }

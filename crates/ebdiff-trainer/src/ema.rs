@@ -1,6 +1,6 @@
 //! Exponential moving average of the weights (Burn has none built in). The EMA copy lives on the
 //! inference (non-autodiff) device; sampling and evaluation use it. It is kept in f32 whatever
-//! the device computes in (`--dtype f16`): with β = 0.999 each update moves a weight by 1e-3 of
+//! the device computes in (`--dtype bf16`): with β = 0.999 each update moves a weight by 1e-3 of
 //! the difference, below half precision's resolution.
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
@@ -90,8 +90,8 @@ impl ModuleMapper for CastTo {
     }
 }
 
-/// Half-precision tensors widened to f32; f32 and f64 as they are.
-fn in_f32<const D: usize>(t: Tensor<D>) -> Tensor<D> {
+/// Half-precision tensors widened to f32; f32 and f64 as they are (no cast, no graph node).
+pub(crate) fn in_f32<const D: usize>(t: Tensor<D>) -> Tensor<D> {
     if matches!(t.dtype(), DType::F16 | DType::BF16) {
         t.cast(FloatDType::F32)
     } else {
