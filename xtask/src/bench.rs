@@ -144,6 +144,43 @@ pub struct TrainStepArgs {
     /// Energy steps sampled by --profile (after one warm-up step).
     #[arg(long, default_value_t = 3)]
     profile_steps: usize,
+    /// The device's peak TFLOP/s at this --dtype, to print the achieved fraction of it
+    /// (e.g. an H100 SXM: 989 for bf16/f16 dense, 494 for TF32, 67 for f32 without tensor cores).
+    #[arg(long, value_name = "TFLOPS")]
+    peak_tflops: Option<f64>,
+}
+
+/// Arithmetic of one training step, counted from the architecture (`ebdiff_model::flops`):
+/// FLOPs of the products in the score model's forward pass (F) and in the energy model's
+/// forward pass plus ∇ₓE VJP (F + F_vjp), per batch, and the steps' three times those.
+struct StepFlops {
+    score_pass: u64,
+    energy_pass: u64,
+}
+
+impl StepFlops {
+    /// Counted at batch 1 (the count is linear in the batch) on the plain device.
+    fn count(
+        score: &ModelConfig,
+        energy: &ModelConfig,
+        timesteps: usize,
+        batch: usize,
+        backend: BackendKind,
+    ) -> Result<StepFlops> {
+        use ebdiff_model::flops::count;
+        let device = crate::device(backend)?;
+        let cond = ebdiff_model::Conditioning::new(
+            burn::tensor::Tensor::<1, burn::tensor::Int>::full([1], 0, &device),
+        );
+        let x = burn::tensor::Tensor::<2>::zeros([1, score.data_dim()], &device);
+        let score_pass = count(|| score.init(timesteps, &device).eps(x.clone(), &cond)).1;
+        let energy_pass = count(|| energy.init(timesteps, &device).energy_and_eps(x, &cond)).1;
+        let b = batch as u64;
+        Ok(StepFlops {
+            score_pass: b * score_pass,
+            energy_pass: b * energy_pass,
+        })
+    }
 }
 
 pub fn run(cmd: BenchCommand, backend: BackendKind) -> Result<()> {
@@ -217,8 +254,9 @@ fn train_step(args: TrainStepArgs, backend: BackendKind) -> Result<()> {
         .map(|s| (s.model, s.diffusion))?;
     let timesteps = schedule.timesteps();
     let params = cfg.init(timesteps, &crate::device(backend)?).num_params();
+    let dtype = crate::dtype();
     println!(
-        "bench train-step: backend {backend}, batch {}, data shape {:?}, {} parameters, warm-up {}, median of {}",
+        "bench train-step: backend {backend}, dtype {dtype}, batch {}, data shape {:?}, {} parameters, warm-up {}, median of {}",
         args.batch, cfg.data_shape, params, args.warmup, args.iters
     );
     let mut score_cfg = cfg.clone();
@@ -227,25 +265,51 @@ fn train_step(args: TrainStepArgs, backend: BackendKind) -> Result<()> {
     energy_cfg.parameterization = ParameterizationKind::Energy;
     let score = time_steps(&score_cfg, timesteps, &args, backend)?;
     let energy = time_steps(&energy_cfg, timesteps, &args, backend)?;
+    let flops = StepFlops::count(&score_cfg, &energy_cfg, timesteps, args.batch, backend)?;
+    let step_flops = |pass: u64| ebdiff_model::flops::training_step(pass) as f64;
     let fmt_rss = |r: Option<f64>| {
         r.map(|v| format!("{v:.0} MiB"))
             .unwrap_or_else(|| "n/a".into())
     };
     println!(
-        "{:<22} {:>10} {:>10} {:>12} {:>16}",
-        "parameterization", "median s", "min s", "images/s", "peak RSS so far"
+        "{:<22} {:>10} {:>10} {:>12} {:>11} {:>10} {:>16}",
+        "parameterization",
+        "median s",
+        "min s",
+        "images/s",
+        "GFLOP/step",
+        "TFLOP/s",
+        "peak RSS so far"
     );
-    for (name, t) in [
-        ("score (eps)", &score),
-        (&*format!("energy ({:?})", cfg.energy_form), &energy),
+    for (name, t, pass) in [
+        ("score (eps)", &score, flops.score_pass),
+        (
+            &*format!("energy ({:?})", cfg.energy_form),
+            &energy,
+            flops.energy_pass,
+        ),
     ] {
         println!(
-            "{:<22} {:>10.4} {:>10.4} {:>12.1} {:>16}",
+            "{:<22} {:>10.4} {:>10.4} {:>12.1} {:>11.2} {:>10.4} {:>16}",
             name,
             t.median,
             t.min,
             args.batch as f64 / t.median,
+            step_flops(pass) / 1e9,
+            step_flops(pass) / t.median / 1e12,
             fmt_rss(t.peak_rss)
+        );
+    }
+    println!(
+        "(FLOPs counted from the architecture: the products of convolutions, linear maps and \
+         attention, a multiply-add being 2; a step is 3× the forward pass, 3× forward + ∇ₓE VJP \
+         for the energy)"
+    );
+    if let Some(peak) = args.peak_tflops {
+        println!(
+            "fraction of the {peak} TFLOP/s peak: score {:.1} %, energy {:.1} %",
+            100.0 * step_flops(flops.score_pass) / score.median / 1e12 / peak,
+            100.0 * step_flops(flops.energy_pass) / energy.median / 1e12 / peak
         );
     }
     println!(
@@ -253,12 +317,18 @@ fn train_step(args: TrainStepArgs, backend: BackendKind) -> Result<()> {
         energy.median / score.median
     );
     let ours = serde_json::json!({
-        "backend": backend.to_string(), "params": params, "batch": args.batch,
+        "backend": backend.to_string(), "dtype": dtype.to_string(), "params": params,
+        "batch": args.batch, "data_shape": cfg.data_shape,
         "score": { "median_s": score.median, "min_s": score.min,
-                   "images_per_s": args.batch as f64 / score.median },
+                   "images_per_s": args.batch as f64 / score.median,
+                   "flops_per_step": step_flops(flops.score_pass),
+                   "tflops_per_s": step_flops(flops.score_pass) / score.median / 1e12 },
         "energy": { "median_s": energy.median, "min_s": energy.min,
-                    "images_per_s": args.batch as f64 / energy.median },
+                    "images_per_s": args.batch as f64 / energy.median,
+                    "flops_per_step": step_flops(flops.energy_pass),
+                    "tflops_per_s": step_flops(flops.energy_pass) / energy.median / 1e12 },
         "ratio": energy.median / score.median,
+        "peak_tflops": args.peak_tflops,
     });
     let torch = match &args.compare_torch {
         Some(python) => Some(torch_train_step(python, &args)?),

@@ -95,11 +95,16 @@ pub fn group() -> Arc<dyn Collective> {
         .expect("set in main")
 }
 
+/// The float type of `--dtype`.
+pub fn dtype() -> ebdiff_core::Precision {
+    DTYPE.get().copied().unwrap_or_default()
+}
+
 /// The device of this process: `--device-index`, else the local rank under a launcher, with
 /// its floats at `--dtype`.
 pub fn device(backend: BackendKind) -> anyhow::Result<Device> {
     let index = *DEVICE_INDEX.get().expect("set in main");
-    let dtype = DTYPE.get().copied().unwrap_or_default();
+    let dtype = dtype();
     backend
         .device_with(index, dtype)
         .map_err(anyhow::Error::msg)

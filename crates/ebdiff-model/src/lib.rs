@@ -13,6 +13,7 @@
 pub mod backbone;
 pub mod classifier;
 pub mod config;
+pub mod flops;
 pub mod gradcheck;
 pub mod layers;
 mod materialize;

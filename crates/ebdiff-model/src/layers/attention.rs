@@ -114,6 +114,13 @@ impl<F: Vjp<Tensor<3>, Output = Tensor<3>>> Vjp<Tensor<4>> for Tokens<F> {
     }
 }
 
+/// `products` batched `[N, N] × [N, C]`-sized products over tokens `[B, N, C]`.
+fn count_products(&[b, n, c]: &[usize; 3], products: usize) {
+    for _ in 0..products {
+        crate::flops::matmul(b * n, n, c);
+    }
+}
+
 /// Single-head softmax attention of tokens `[B, N, C]` with themselves (before the output
 /// projection).
 #[derive(Debug, Clone, Copy)]
@@ -143,6 +150,7 @@ impl<C> Layer<Tensor<3>, C> for SelfAttention<'_> {
         let (k, ()) = vis.child(&"k", self.k, tokens.clone(), ctx);
         let (v, ()) = vis.child(&"v", self.v, tokens, ctx);
         let scale = 1.0 / (c as f64).sqrt();
+        count_products(&q.dims(), 2); // q kᵀ and p v
         let p = softmax(
             q.clone()
                 .matmul(k.clone().swap_dims(1, 2))
@@ -162,6 +170,7 @@ impl Vjp<Tensor<3>> for SelfAttention<'_> {
         let c = g_o.dims()[2];
         let scale = 1.0 / (c as f64).sqrt();
         let SelfAttentionCache { q, k, v, p } = cache.clone();
+        count_products(&q.dims(), 4); // g_p, g_v, g_q, g_k
         let g_p = g_o.clone().matmul(v.swap_dims(1, 2));
         let g_v = p.clone().swap_dims(1, 2).matmul(g_o);
         let row = (g_p.clone() * p.clone()).sum_dim(2);

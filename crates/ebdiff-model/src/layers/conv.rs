@@ -43,12 +43,21 @@ impl Conv2d {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let s = self.stride;
         let p = self.padding;
+        let [b, _, h, w] = x.dims();
+        self.count_flops(b, [self.output_size(h), self.output_size(w)]);
         conv2d(
             x,
             self.weight.val(),
             self.bias.as_ref().map(|b| b.val()),
             ConvOptions::new([s, s], [p, p], [1, 1], 1),
         )
+    }
+
+    /// Each output value is a dot product over `c_in·k²` weights; the transposed convolution of
+    /// the VJP does the same products in the other direction.
+    fn count_flops(&self, batch: usize, out_hw: [usize; 2]) {
+        let [c_out, c_in, k, _] = self.weight.val().dims();
+        crate::flops::matmul(batch * out_hw[0] * out_hw[1], c_out, c_in * k * k);
     }
 
     /// Output spatial size for an input of size `n`.
@@ -73,7 +82,8 @@ impl Vjp<Tensor<4>> for Conv2d {
     /// map to one output size, and `padding_out` restores the cached one (the formula Burn's own
     /// conv2d backward uses).
     fn vjp(&self, input_hw: &[usize; 2], grad_out: Tensor<4>) -> Tensor<4> {
-        let [_, _, ho, wo] = grad_out.dims();
+        let [b, _, ho, wo] = grad_out.dims();
+        self.count_flops(b, [ho, wo]);
         let (s, p, k) = (self.stride, self.padding, self.kernel());
         let pad_out = |n_in: usize, n_out: usize| n_in + 2 * p - ((n_out - 1) * s + k);
         conv_transpose2d(

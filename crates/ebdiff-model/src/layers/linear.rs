@@ -21,6 +21,12 @@ impl Linear {
         }
     }
 
+    /// One `[rows, in] × [in, out]` product, rows being every leading dimension.
+    fn count_flops(&self, dims: &[usize]) {
+        let rows = dims[..dims.len() - 1].iter().product();
+        crate::flops::matmul(rows, self.d_out(), self.d_in());
+    }
+
     pub fn d_in(&self) -> usize {
         self.weight.val().dims()[0]
     }
@@ -30,6 +36,7 @@ impl Linear {
     }
 
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        self.count_flops(&x.dims());
         linear(x, self.weight.val(), self.bias.as_ref().map(|b| b.val()))
     }
 }
@@ -40,6 +47,7 @@ impl<const D: usize> Vjp<Tensor<D>> for Linear {
     type Cache = ();
     /// gᵀ·∂y/∂x = g Wᵀ (the bias does not depend on x).
     fn vjp(&self, _: &(), grad_out: Tensor<D>) -> Tensor<D> {
+        self.count_flops(&grad_out.dims());
         grad_out.matmul(self.weight.val().transpose().unsqueeze::<D>())
     }
 }
