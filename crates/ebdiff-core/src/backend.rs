@@ -88,6 +88,12 @@ impl BackendKind {
     /// the same precision returns the configured device. Anything but f32 is meant for GPU
     /// tensor cores: flex runs f16/bf16 (half the memory) but 2–3× slower than f32.
     pub fn device_with(self, index: Option<usize>, precision: Precision) -> Result<Device, String> {
+        let device = self.configured(index, precision)?;
+        self.probe(&device)?;
+        Ok(device)
+    }
+
+    fn configured(self, index: Option<usize>, precision: Precision) -> Result<Device, String> {
         let mut device = self.device_at(index)?;
         if precision == Precision::F32 {
             return Ok(device);
@@ -97,6 +103,8 @@ impl BackendKind {
             return Ok(device); // configured by an earlier call of this process
         }
         if !device.supports_dtype(dtype) {
+            // A device that cannot start supports nothing: say that instead.
+            self.probe(&device)?;
             return Err(format!(
                 "the {self} device does not support {precision} (Burn's `supports_dtype`); try \
                  --dtype flex32 (f32 storage, f16 matmul inputs) or f32"
@@ -106,6 +114,46 @@ impl BackendKind {
             .configure(burn::tensor::DeviceConfig::default().float_dtype(dtype))
             .map_err(|e| format!("cannot set the {self} device's floats to {precision}: {e:?}"))?;
         Ok(device)
+    }
+
+    /// A GPU device that cannot start (no adapter, no driver, no Vulkan loader) makes Burn panic
+    /// in its device thread at the first tensor, and the caller then dies on a closed channel.
+    /// This runs that first tensor here and turns the failure into an error that says why.
+    fn probe(self, device: &Device) -> Result<(), String> {
+        if self == BackendKind::Flex {
+            return Ok(());
+        }
+        let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let seen = messages.clone();
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let text = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            seen.lock().unwrap_or_else(|e| e.into_inner()).push(text);
+        }));
+        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            burn::tensor::Tensor::<1>::zeros([1], device).into_data()
+        }));
+        std::panic::set_hook(hook);
+        if first.is_ok() {
+            return Ok(());
+        }
+        let messages = messages.lock().unwrap_or_else(|e| e.into_inner());
+        let why = messages
+            .iter()
+            .find(|m| !m.contains("RecvError"))
+            .or(messages.first())
+            .map(String::as_str)
+            .unwrap_or("the device thread panicked");
+        Err(format!(
+            "the {self} device did not start: {why}. Check that the machine has a GPU and its \
+             driver (for vulkan/wgpu also the Vulkan loader libvulkan.so.1 and the vendor's ICD; \
+             `vulkaninfo --summary` lists adapters); `--backend flex` runs on the CPU"
+        ))
     }
 }
 
