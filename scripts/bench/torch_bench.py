@@ -8,9 +8,12 @@ ebdiff's networks (scripts/torch/ebdiff_torch.py).
     torch_bench.py eval [--config FILE] [--batch 16[,B2,...]] [--warmup 2] [--iters 10]
                         [--threads 2] [--json OUT]
     torch_bench.py params [--config FILE] [--export DIR ...]
+    torch_bench.py fid-features --weights default_1.pt --images RAW --shape N,C,H,W [--batch 50]
+                                [--features-out RAW] [--threads 2] [--json OUT]
 
 ``train-step`` times one DSM optimizer step of the score (eps) and of the energy
-parameterization of the same network; ``eval`` times one sampling-time evaluation of E and ∇ₓE.
+parameterization of the same network; ``eval`` times one sampling-time evaluation of E and ∇ₓE;
+``fid-features`` runs the reference FID network on the images ``xtask bench fid-features`` wrote.
 What is timed, and how it matches the Rust benchmark, is described in README.md next to this file.
 """
 
@@ -442,6 +445,40 @@ def cmd_eval(args) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# fid-features
+
+
+def cmd_fid_features(args) -> None:
+    """The reference FID network (the TorchScript `default_1.pt` that `xtask fetch inception`
+    converts) on the images `xtask bench fid-features` wrote: images/s, and the features for
+    the Rust side to compare with its own."""
+    import warnings
+
+    import numpy as np
+    warnings.filterwarnings("ignore", category=FutureWarning)  # torch.jit's deprecation notices
+    sys.path.insert(0, str(REPO / "scripts" / "fid"))
+    from inception_reference import features  # resize to 299 as the FID pipelines do
+
+    n, c, h, w = (int(v) for v in args.shape.split(","))
+    images = np.fromfile(args.images, dtype=np.uint8).reshape(n, c, h, w)
+    hwc = list(images.transpose(0, 2, 3, 1))  # inception_reference takes uint8 HWC images
+    net = torch.jit.load(str(args.weights)).eval()
+    print(f"torch bench fid-features: {machine_line()}")
+    features(net, hwc[:args.batch])  # warm-up batch, untimed
+    start = time.perf_counter()
+    feats = np.concatenate([features(net, hwc[i:i + args.batch])
+                            for i in range(0, n, args.batch)]).astype(np.float32)
+    seconds = time.perf_counter() - start
+    print(f"{n} images {h}x{w}, batch {args.batch}: {seconds:.2f} s, {n / seconds:.2f} images/s")
+    if args.features_out:
+        feats.tofile(args.features_out)
+    if args.json:
+        out = {**machine_info(), "weights": show(Path(args.weights)), "images": n,
+               "batch": args.batch, "seconds": seconds, "images_per_s": n / seconds}
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
 # params
 
 
@@ -507,11 +544,20 @@ def main(argv=None) -> None:
     pa.add_argument("--export", type=Path, nargs="*",
                     help="folders of `xtask export` (config.toml + model.safetensors)")
     pa.add_argument("--threads", type=int, default=2)
+    fi = sub.add_parser("fid-features", help="images/s of the FID network on given images")
+    fi.add_argument("--weights", type=Path, required=True, help="TorchScript default_1.pt")
+    fi.add_argument("--images", type=Path, required=True, help="raw uint8 NCHW pixels")
+    fi.add_argument("--shape", required=True, help="N,C,H,W of --images")
+    fi.add_argument("--batch", type=int, default=50)
+    fi.add_argument("--features-out", type=Path, default=None, help="raw f32 [N, 2048] here")
+    fi.add_argument("--threads", type=int, default=2)
+    fi.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     if args.threads < 1:
         raise SystemExit("--threads must be ≥ 1")
     set_threads(args.threads)
-    {"train-step": cmd_train_step, "eval": cmd_eval, "params": cmd_params}[args.cmd](args)
+    {"train-step": cmd_train_step, "eval": cmd_eval, "params": cmd_params,
+     "fid-features": cmd_fid_features}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ pub enum BenchCommand {
     /// Time a data-parallel training step and its gradient all-reduce (alone or under
     /// `mpirun -np N`), and the bare MPI all-reduce by size.
     DataParallel(crate::bench_ranks::DataParallelArgs),
+    /// Images/s of the FID network (Inception-v3 features), ours and PyTorch's reference.
+    FidFeatures(crate::bench_fid::FidFeaturesArgs),
     /// The child that `train-step --profile` samples.
     #[command(hide = true)]
     ProfileSteps(crate::bench_profile::ProfileStepsArgs),
@@ -188,6 +190,7 @@ pub fn run(cmd: BenchCommand, backend: BackendKind) -> Result<()> {
         BenchCommand::TrainStep(args) => train_step(args, backend),
         BenchCommand::Eval(args) => eval(args, backend),
         BenchCommand::DataParallel(args) => crate::bench_ranks::data_parallel(args, backend),
+        BenchCommand::FidFeatures(args) => crate::bench_fid::fid_features(args, backend),
         BenchCommand::ProfileSteps(args) => crate::bench_profile::profile_steps(args, backend),
     }
 }

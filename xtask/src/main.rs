@@ -1,6 +1,7 @@
 //! `cargo xtask`: thin command-line layer over the ebdiff crates.
 
 mod bench;
+mod bench_fid;
 mod bench_profile;
 mod bench_ranks;
 mod dashboard;

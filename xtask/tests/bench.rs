@@ -1,5 +1,6 @@
-//! `bench train-step` reports the FLOPs of each step counted from the architecture, and the
-//! throughput they imply: checked on the default 2-D config, whose count is worked out by hand.
+//! `cargo xtask bench`: `train-step` reports the FLOPs of each step counted from the architecture,
+//! and the throughput they imply (checked on the default 2-D config, whose count is worked out by
+//! hand); `fid-features` without weights names the command that fetches them.
 
 use std::process::Command;
 
@@ -57,4 +58,23 @@ fn train_step_reports_flops_counted_by_hand() {
         );
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Without the FID weights, `bench fid-features` says where they come from instead of failing
+/// deep inside the loader.
+#[test]
+fn fid_features_without_weights_names_the_fetch_command() {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args([
+            "bench",
+            "fid-features",
+            "--weights",
+            "/nonexistent/inception",
+        ])
+        .output()
+        .expect("xtask runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cargo xtask fetch inception"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
