@@ -2,7 +2,7 @@
 # Every GPU-only measurement of the speed issue in one call of the lent machine, most important
 # first, each under its own time limit, never past BUDGET_S in all (scripts/gpu/README.md):
 #   1. train-step score/energy, small UNet, batch 16 and 128: vulkan vs wgpu in f32
-#   2. the same on vulkan in flex32 and bf16 (tensor cores), batch 128
+#   2. the same on vulkan in flex32 and bf16 (tensor cores), batch 128; gradcheck on the GPU
 #   3. the CIFAR config, batch 16 and 128
 #   4. the 2-D default trained on the GPU and on the CPU from the same initial weights and data,
 #      losses compared step by step (scripts/gpu/compare_losses.py)
@@ -66,6 +66,9 @@ first=${BACKENDS%% *}
 small=${CONFIGS%% *}
 for b in $BATCHES; do for be in $BACKENDS; do bench "$be" f32 "$small" "$b" 90; done; done
 for dt in $DTYPES; do bench "$first" "$dt" "$small" "${BATCHES##* }" 90; done
+# The GPU kernels pass the same VJP and finite-difference checks as the CPU's.
+for cfg in "$small" toy2d; do run "gradcheck-$first-$cfg" 60 --backend "$first" gradcheck \
+  --config "configs/$cfg.toml" && tail -3 "$R/gradcheck-$first-$cfg.log" | sed "s/^/  /" | tee -a "$OUT/summary.txt"; done
 for cfg in ${CONFIGS#"$small"}; do
   for b in $BATCHES; do for be in $BACKENDS; do bench "$be" f32 "$cfg" "$b" 120; done; done
   for dt in $DTYPES; do bench "$first" "$dt" "$cfg" "${BATCHES##* }" 120; done
