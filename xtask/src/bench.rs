@@ -253,6 +253,10 @@ fn train_step(args: TrainStepArgs, backend: BackendKind) -> Result<()> {
         args.iters >= 1 && args.batch >= 1,
         "--iters and --batch must be ≥ 1"
     );
+    anyhow::ensure!(
+        args.peak_tflops.is_none_or(|p| p > 0.0),
+        "--peak-tflops must be a positive number of TFLOP/s (the device's peak at this --dtype)"
+    );
     let (cfg, schedule) = ebdiff_trainer::config::ModelSection::load(args.config.as_deref())
         .map(|s| (s.model, s.diffusion))?;
     let timesteps = schedule.timesteps();
