@@ -2,7 +2,8 @@
 # Every GPU-only measurement of the speed issue in one call of the lent machine, most important
 # first, each under its own time limit, never past BUDGET_S in all (scripts/gpu/README.md):
 #   1. train-step score/energy, small UNet, batch 16 and 128: vulkan vs wgpu in f32
-#   2. the same on vulkan in flex32 and bf16 (tensor cores), batch 128; gradcheck on the GPU
+#   2. the same on vulkan in flex32 and bf16 (tensor cores), batch 128; each dtype again with
+#      the flipped-conv VJP (`--conv-vjp flipped-conv`); gradcheck on the GPU
 #   3. the CIFAR config, batch 16 and 128
 #   4. the 2-D default trained on the GPU and on the CPU from the same initial weights and data,
 #      losses compared step by step (scripts/gpu/compare_losses.py)
@@ -55,9 +56,10 @@ run() {
   return $rc
 }
 
-bench() {  # bench BACKEND DTYPE CONFIG BATCH LIMIT
-  local name=train-$1-$2-$3-b$4
-  run "$name" "$5" --backend "$1" --dtype "$2" bench train-step --config "configs/$3.toml" \
+bench() {  # bench BACKEND DTYPE CONFIG BATCH LIMIT [CONV_VJP]
+  local vjp=${6:-transposed}
+  local name=train-$1-$2-$3-b$4${6:+-$6}
+  run "$name" "$5" --backend "$1" --dtype "$2" --conv-vjp "$vjp" bench train-step --config "configs/$3.toml" \
     --batch "$4" --warmup 3 --iters 5 --peak-tflops "${PEAK[$2]}" --json "$R/$name.json" &&
     grep -E "^(score|energy)|ratio" "$R/$name.log" | sed "s/^/  /" | tee -a "$OUT/summary.txt"
 }
@@ -66,6 +68,9 @@ first=${BACKENDS%% *}
 small=${CONFIGS%% *}
 for b in $BATCHES; do for be in $BACKENDS; do bench "$be" f32 "$small" "$b" 90; done; done
 for dt in $DTYPES; do bench "$first" "$dt" "$small" "${BATCHES##* }" 90; done
+# The conv VJP through the forward-conv kernels (Burn's conv_transpose2d has no implicit-GEMM or
+# tensor-core path on GPUs): the energy/score ratio at batch 128 is what it should lower.
+for dt in f32 $DTYPES; do bench "$first" "$dt" "$small" "${BATCHES##* }" 90 flipped-conv; done
 # The GPU kernels pass the same VJP and finite-difference checks as the CPU's.
 for cfg in "$small" toy2d; do run "gradcheck-$first-$cfg" 60 --backend "$first" gradcheck \
   --config "configs/$cfg.toml" && tail -3 "$R/gradcheck-$first-$cfg.log" | sed "s/^/  /" | tee -a "$OUT/summary.txt"; done

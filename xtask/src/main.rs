@@ -40,8 +40,19 @@ struct Cli {
     /// f64 for gradcheck's tight finite differences.
     #[arg(long, global = true, default_value = "f32")]
     dtype: ebdiff_core::Precision,
+    /// Kernel of the stride-1 convolutions' input VJP: the transposed convolution, or the same
+    /// sums as a plain convolution with the flipped weight (the forward-conv kernels, which on
+    /// GPUs have the tensor-core paths Burn's transposed convolution lacks). Same values.
+    #[arg(long, global = true, value_enum, default_value_t = ConvVjp::Transposed)]
+    conv_vjp: ConvVjp,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ConvVjp {
+    Transposed,
+    FlippedConv,
 }
 
 #[derive(Subcommand)]
@@ -163,6 +174,10 @@ fn main() {
     *GROUP.lock().expect("not poisoned") = Some(group.clone());
     let _ = DEVICE_INDEX.set(ebdiff_dist::launch::device_index(cli.device_index));
     let _ = DTYPE.set(cli.dtype);
+    ebdiff_model::layers::conv::set_vjp_kernel(match cli.conv_vjp {
+        ConvVjp::Transposed => ebdiff_model::layers::conv::ConvVjpKernel::Transposed,
+        ConvVjp::FlippedConv => ebdiff_model::layers::conv::ConvVjpKernel::FlippedConv,
+    });
     if cli.dtype != ebdiff_core::Precision::F32 && !honours_dtype(&cli.command) {
         eprintln!(
             "error: --dtype {} applies to train, sample, gradcheck and bench; this command \

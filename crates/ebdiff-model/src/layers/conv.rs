@@ -1,11 +1,43 @@
 //! 2-D convolution, square kernel, symmetric padding. Its input VJP is the transposed
-//! convolution with the same weight, which Burn differentiates with respect to that weight.
+//! convolution with the same weight, which Burn differentiates with respect to that weight, or
+//! for stride 1 the same sums as a plain convolution with the flipped weight ([`ConvVjpKernel`]).
 
 use crate::vjp::{Layer, Visitor, Vjp};
 use burn::module::{Module, Param};
 use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use burn::tensor::{Device, Tensor};
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// Which kernel computes a stride-1 [`Conv2d`]'s input VJP. Both give the same values (exactly
+/// the same sums); they differ in which of the backend's kernels run, in the VJP and in its
+/// backward. Strided convolutions always use the transposed convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConvVjpKernel {
+    /// `conv_transpose2d` with the layer's weight. The default: on the CPU (flex) the two cost
+    /// the same within 0.85–1.15× (burn-notes.md).
+    #[default]
+    Transposed,
+    /// `conv2d` with the weight's channel axes swapped and its kernel flipped, padding
+    /// k − 1 − p: the VJP and its backward then run on the forward-convolution kernels, which on
+    /// GPUs have the implicit-GEMM (tensor-core) paths that Burn's `conv_transpose2d` lacks.
+    FlippedConv,
+}
+
+static VJP_KERNEL: AtomicU8 = AtomicU8::new(0);
+
+/// Sets the kernel of every stride-1 convolution's VJP in this process (see [`ConvVjpKernel`]).
+pub fn set_vjp_kernel(kernel: ConvVjpKernel) {
+    VJP_KERNEL.store(kernel as u8, Ordering::Relaxed);
+}
+
+/// The kernel set by [`set_vjp_kernel`].
+pub fn vjp_kernel() -> ConvVjpKernel {
+    match VJP_KERNEL.load(Ordering::Relaxed) {
+        0 => ConvVjpKernel::Transposed,
+        _ => ConvVjpKernel::FlippedConv,
+    }
+}
 
 #[derive(Module, Debug)]
 pub struct Conv2d {
@@ -85,6 +117,18 @@ impl Vjp<Tensor<4>> for Conv2d {
         let [b, _, ho, wo] = grad_out.dims();
         self.count_flops(b, [ho, wo]);
         let (s, p, k) = (self.stride, self.padding, self.kernel());
+        if s == 1 && p < k && vjp_kernel() == ConvVjpKernel::FlippedConv {
+            // x̄[c] = Σ_o g[o] ⋆ W[o, c] correlated with the flipped kernel: a plain convolution
+            // of g with W swapped to [in, out] and flipped, padded so the input size returns.
+            let w = self.weight.val().swap_dims(0, 1).flip([2, 3]);
+            let q = k - 1 - p;
+            return conv2d(
+                grad_out,
+                w,
+                None,
+                ConvOptions::new([1, 1], [q, q], [1, 1], 1),
+            );
+        }
         let pad_out = |n_in: usize, n_out: usize| n_in + 2 * p - ((n_out - 1) * s + k);
         conv_transpose2d(
             grad_out,
