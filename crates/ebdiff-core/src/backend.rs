@@ -89,8 +89,22 @@ impl BackendKind {
     /// tensor cores: flex runs f16/bf16 (half the memory) but 2–3× slower than f32.
     pub fn device_with(self, index: Option<usize>, precision: Precision) -> Result<Device, String> {
         let device = self.configured(index, precision)?;
-        self.probe(&device)?;
+        self.probe_once(index, &device)?;
         Ok(device)
+    }
+
+    /// [`Self::probe`] the first time a process asks for this device. The probe swaps the
+    /// process-wide panic hook, so probes are serialized: two threads swapping it at once could
+    /// leave the probe's silent hook installed for good.
+    fn probe_once(self, index: Option<usize>, device: &Device) -> Result<(), String> {
+        static STARTED: std::sync::Mutex<Vec<(BackendKind, Option<usize>)>> =
+            std::sync::Mutex::new(Vec::new());
+        let mut started = STARTED.lock().unwrap_or_else(|e| e.into_inner());
+        if !started.contains(&(self, index)) {
+            self.probe(device)?;
+            started.push((self, index));
+        }
+        Ok(())
     }
 
     fn configured(self, index: Option<usize>, precision: Precision) -> Result<Device, String> {
@@ -104,7 +118,7 @@ impl BackendKind {
         }
         if !device.supports_dtype(dtype) {
             // A device that cannot start supports nothing: say that instead.
-            self.probe(&device)?;
+            self.probe_once(index, &device)?;
             return Err(format!(
                 "the {self} device does not support {precision} (Burn's `supports_dtype`); try \
                  --dtype flex32 (f32 storage, f16 matmul inputs) or f32"
