@@ -3,7 +3,7 @@
 # first, each under its own time limit, never past BUDGET_S in all (scripts/gpu/README.md):
 #   1. train-step score/energy, small UNet, batch 16 and 128: vulkan vs wgpu in f32
 #   2. the same on vulkan in flex32 and bf16 (tensor cores), batch 128; each dtype again with
-#      the flipped-conv VJP (`--conv-vjp flipped-conv`); gradcheck on the GPU
+#      the flipped-conv VJP (`--conv-vjp flipped-conv`); sampling cost (bench eval); gradcheck
 #   3. the CIFAR config, batch 16 and 128
 #   4. the 2-D default trained on the GPU and on the CPU from the same initial weights and data,
 #      losses compared step by step (scripts/gpu/compare_losses.py)
@@ -71,6 +71,11 @@ for dt in $DTYPES; do bench "$first" "$dt" "$small" "${BATCHES##* }" 90; done
 # The conv VJP through the forward-conv kernels (Burn's conv_transpose2d has no implicit-GEMM or
 # tensor-core path on GPUs): the energy/score ratio at batch 128 is what it should lower.
 for dt in f32 $DTYPES; do bench "$first" "$dt" "$small" "${BATCHES##* }" 90 flipped-conv; done
+# Sampling cost: energy + ∇ₓE per example (no autodiff), 2-D MLP and small UNet.
+run "eval-$first-toy2d" 60 --backend "$first" bench eval --config configs/toy2d.toml \
+  --batch 100,1000,10000 && tail -3 "$R/eval-$first-toy2d.log" | sed "s/^/  /" | tee -a "$OUT/summary.txt"
+run "eval-$first-$small" 60 --backend "$first" bench eval --config "configs/$small.toml" \
+  --batch 16,128 && tail -2 "$R/eval-$first-$small.log" | sed "s/^/  /" | tee -a "$OUT/summary.txt"
 # The GPU kernels pass the same VJP and finite-difference checks as the CPU's.
 for cfg in "$small" toy2d; do run "gradcheck-$first-$cfg" 60 --backend "$first" gradcheck \
   --config "configs/$cfg.toml" && tail -3 "$R/gradcheck-$first-$cfg.log" | sed "s/^/  /" | tee -a "$OUT/summary.txt"; done
