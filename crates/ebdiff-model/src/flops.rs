@@ -27,6 +27,12 @@ pub fn count<R>(f: impl FnOnce() -> R) -> (R, u64) {
     (out, inner)
 }
 
+/// Whether a [`count`] is running on this thread: layers check it before reading the shapes
+/// they count, so that outside a count they pay only this.
+pub(crate) fn counting() -> bool {
+    COUNTER.with(|c| c.get().is_some())
+}
+
 /// Adds `flops` to the running count, if one is running.
 pub(crate) fn add(flops: u64) {
     COUNTER.with(|c| {
