@@ -48,6 +48,8 @@ pub struct AnnealedOptions {
     pub window: (usize, usize),
     /// Reverse-step variance (reverse modes).
     pub variance: Variance,
+    /// Clip x̂₀ to [−c, c] in the reverse steps (images), as ancestral sampling does.
+    pub clip_x0: Option<f64>,
     /// Per-level automatic step-size search (MH kernels only).
     pub tune: Option<TuneOptions>,
     pub seed: u64,
@@ -93,11 +95,15 @@ impl AnnealedOptions {
             extra_points: 0,
             window: (0, levels.saturating_sub(1)),
             variance: Variance::FixedSmall,
+            clip_x0: None,
             tune: None,
             seed: 0,
         }
     }
 }
+
+/// Chains whose per-term score norms the diagnostics report (an extra evaluation per level).
+pub const TERM_NORM_CHAINS: usize = 16;
 
 /// Diagnostics of one level, passed to the callback and collected.
 #[derive(Debug, Clone, Serialize)]
@@ -110,8 +116,9 @@ pub struct LevelDiagnostics {
     pub mass: f64,
     /// Mean ‖∇f‖ over chains at the end of the level.
     pub score_norm: f64,
-    /// Mean ‖wᵢ∇fᵢ‖ of each term of a composition at the end of the level (mixture terms are
-    /// shown with their prior weight, before responsibilities).
+    /// Mean ‖wᵢ∇fᵢ‖ of each term of a composition at the end of the level over the first
+    /// [`TERM_NORM_CHAINS`] chains (mixture terms are shown with their prior weight, before
+    /// responsibilities).
     pub term_score_norms: Vec<f64>,
     /// Cumulative target evaluations (sampling only).
     pub nfe: usize,
@@ -264,7 +271,15 @@ pub fn sample_annealed(
                 let score = target.score(x.clone(), k);
                 nfe += 1;
                 let eps = score.mul_scalar(-schedule.sigma(k));
-                x = reverse_step(x, eps, k, schedule, opts.variance, None, &mut noise_rng);
+                x = reverse_step(
+                    x,
+                    eps,
+                    k,
+                    schedule,
+                    opts.variance,
+                    opts.clip_x0,
+                    &mut noise_rng,
+                );
                 match opts.mode {
                     AnnealMode::ReverseThenSame => Some(k),
                     _ => k.checked_sub(1),
@@ -329,8 +344,10 @@ pub fn sample_annealed(
             }
         }
         let score_norm = crate::target::mean_row_norm(eval.score.clone());
-        // Diagnostic evaluations are not counted in `nfe` (they are not part of the sampler).
-        let term_score_norms = target.term_score_norms(x.clone(), level);
+        // Diagnostic evaluations are not counted in `nfe` (they are not part of the sampler); a
+        // few chains show the terms' balance at a fraction of a composed evaluation's cost.
+        let probe = x.clone().slice(0..n.min(TERM_NORM_CHAINS));
+        let term_score_norms = target.term_score_norms(probe, level);
         let d = LevelDiagnostics {
             level,
             acceptance: opts

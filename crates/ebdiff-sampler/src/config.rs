@@ -162,12 +162,22 @@ pub struct SamplerConfig {
     /// DDIM stochasticity η.
     #[serde(default)]
     pub ddim_eta: f64,
-    /// Reverse/DDIM steps over a respaced schedule (default: all levels).
+    /// Step through this many evenly spaced levels of the models' schedule (default: all). Every
+    /// sampler: reverse diffusion, MCMC and SMC then see the respaced schedule, and `window`,
+    /// step-size tables and β-laws refer to its levels and β.
     #[serde(default)]
     pub respace: Option<usize>,
+    /// Evaluate the target at most this many rows at a time (default: all at once). Same values;
+    /// a CPU runs image networks faster per image on batches of ~100 than of ~1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_batch: Option<usize>,
     /// Per-level step-size search to an acceptance band (MALA/HMC).
     #[serde(default)]
     pub tune: Option<TuneConfig>,
+    /// Fit the step law a·β_k^b before sampling, from a pilot run whose per-level search lands
+    /// in `band`; the fitted law replaces `step_size` (MALA/HMC, or SMC's MALA/HMC kernel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit_step_law: Option<FitStepLaw>,
     /// SMC: how particles move from level k+1 to k (ancestral, ula, mala, uhmc, hmc; default
     /// ancestral).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -184,6 +194,33 @@ pub struct SamplerConfig {
     /// SMC: `auto` (exact with energies, FKC without), `exact`, `fkc-start`, `fkc-average`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<SmcWeights>,
+    /// SMC: P particles behind each of the `count` samples, weighted and resampled only within
+    /// their group, the sample drawn by the group's final weights (default: one population of
+    /// `count` particles returning `count` draws).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub particles_per_sample: Option<usize>,
+    /// SMC: multiply each log-weight increment by λ ∈ (0, 1] (biased; recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temper: Option<f64>,
+}
+
+/// `fit_step_law = { band = [0.65, 0.75], pilot_chains = 16 }`: a pilot of the same kernel over
+/// the same window, with the per-level search of `tune`, then a least-squares fit of log step
+/// against log β over the pilot's levels (Sjöberg et al.'s a·β^b laws, tuned to our models).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FitStepLaw {
+    pub band: [f64; 2],
+    #[serde(default = "default_pilot_chains")]
+    pub pilot_chains: usize,
+    #[serde(default = "default_probe_steps")]
+    pub probe_steps: usize,
+    #[serde(default = "default_max_probes")]
+    pub max_probes: usize,
+}
+
+fn default_pilot_chains() -> usize {
+    16
 }
 
 /// `rejuvenate = { kind = "hmc", steps = 2 }`.
@@ -219,6 +256,19 @@ impl SamplerConfig {
     /// Checks ranges; errors are (key below [sampler], message).
     pub fn validate(&self, levels: usize) -> Result<(), (String, String)> {
         let err = |k: &str, m: String| Err((k.to_string(), m));
+        if let Some(r) = self.respace
+            && !(1..=levels).contains(&r)
+        {
+            return err(
+                "respace",
+                format!("must be between 1 and the schedule's {levels} levels, got {r}"),
+            );
+        }
+        if self.max_batch == Some(0) {
+            return err("max_batch", "must be ≥ 1 (rows per evaluation)".into());
+        }
+        // Level-indexed keys refer to the levels the sampler steps through.
+        let levels = self.respace.unwrap_or(levels);
         if let Some(s) = &self.step_size {
             s.validate(levels)
                 .map_err(|m| ("step_size".to_string(), m))?;
@@ -246,14 +296,6 @@ impl SamplerConfig {
                 format!("need lo ≤ hi < {levels}, got [{lo}, {hi}]"),
             );
         }
-        if let Some(r) = self.respace
-            && !(1..=levels).contains(&r)
-        {
-            return err(
-                "respace",
-                format!("must be between 1 and the schedule's {levels} levels, got {r}"),
-            );
-        }
         if let Some(c) = self.clip_x0
             && !(c > 0.0 && c.is_finite())
         {
@@ -274,6 +316,8 @@ impl SamplerConfig {
                 self.clamp_log_weight_increment.is_some(),
             ),
             ("weights", self.weights.is_some()),
+            ("particles_per_sample", self.particles_per_sample.is_some()),
+            ("temper", self.temper.is_some()),
         ]
         .into_iter()
         .find(|(_, set)| *set);
@@ -284,6 +328,20 @@ impl SamplerConfig {
                     "is an SMC setting, but kind = \"{}\" (set kind = \"smc\" or remove it)",
                     self.kind.name()
                 ),
+            );
+        }
+        if self.particles_per_sample == Some(0) {
+            return err(
+                "particles_per_sample",
+                "must be ≥ 1 (particles behind each returned sample)".into(),
+            );
+        }
+        if let Some(l) = self.temper
+            && !(l > 0.0 && l <= 1.0)
+        {
+            return err(
+                "temper",
+                format!("must be in (0, 1] (the factor on each log-weight increment), got {l}"),
             );
         }
         if let Some(t) = self.ess_threshold
@@ -324,6 +382,29 @@ impl SamplerConfig {
                 return err("rejuvenate.steps", "must be ≥ 1".to_string());
             }
         }
+        if let Some(f) = &self.fit_step_law {
+            if !(0.0 < f.band[0] && f.band[0] < f.band[1] && f.band[1] <= 1.0) {
+                return err(
+                    "fit_step_law.band",
+                    format!("need 0 < lo < hi ≤ 1, got {:?}", f.band),
+                );
+            }
+            if f.pilot_chains == 0 || f.probe_steps == 0 || f.max_probes == 0 {
+                return err(
+                    "fit_step_law",
+                    "pilot_chains, probe_steps and max_probes must be ≥ 1".to_string(),
+                );
+            }
+            if self.fit_kernel().is_none() {
+                return err(
+                    "fit_step_law",
+                    format!(
+                        "needs a Metropolis kernel whose acceptance it can tune: kind = \"mala\" or \"hmc\", or SMC with such a proposal or rejuvenation (kind = \"{}\")",
+                        self.kind.name()
+                    ),
+                );
+            }
+        }
         if let Some(t) = &self.tune {
             if !(0.0 < t.band[0] && t.band[0] < t.band[1] && t.band[1] <= 1.0) {
                 return err(
@@ -336,6 +417,19 @@ impl SamplerConfig {
             }
         }
         Ok(())
+    }
+
+    /// The Metropolis kernel `fit_step_law` tunes, with its steps per level: the sampler's own
+    /// (MALA, HMC), or SMC's rejuvenation, else its MCMC proposal.
+    pub fn fit_kernel(&self) -> Option<(SamplerKind, usize)> {
+        let k = match self.kind {
+            SamplerKind::Smc => self
+                .rejuvenate
+                .map(|r| (r.kind, r.steps))
+                .or(self.proposal.map(|p| (p, self.steps_per_level))),
+            kind => Some((kind, self.steps_per_level)),
+        };
+        k.filter(|(kind, steps)| kind.is_metropolis() && *steps > 0)
     }
 
     /// Options of the SMC sampler.
@@ -358,18 +452,28 @@ impl SamplerConfig {
             }),
             ess_threshold: self.ess_threshold.unwrap_or(0.5),
             clamp_log_weight_increment: self.clamp_log_weight_increment,
+            temper: self.temper,
+            group_size: self.particles_per_sample,
             weights: self.weights.unwrap_or_default(),
             clip_x0: self.clip_x0,
             kernel,
         }
     }
 
-    /// The schedule the reverse samplers (ancestral, DDIM) step through: `schedule` itself, or
-    /// `respace` evenly spaced levels of it (models are still fed their original levels). The one
-    /// place respacing happens.
-    pub fn reverse_schedule(&self, schedule: &NoiseSchedule) -> Result<NoiseSchedule, String> {
+    /// The levels of `schedule` the samplers step through: all, or `respace` evenly spaced ones.
+    pub fn sampled_levels(&self, schedule: &NoiseSchedule) -> Vec<usize> {
         match self.respace {
-            Some(k) if k < schedule.len() => schedule.respaced(&schedule.evenly_spaced_levels(k)),
+            Some(k) if k < schedule.len() => schedule.evenly_spaced_levels(k),
+            _ => (0..schedule.len()).collect(),
+        }
+    }
+
+    /// The schedule every sampler steps through: `schedule` restricted to
+    /// [`Self::sampled_levels`] (models are still fed their original levels,
+    /// `NoiseSchedule::source_level`). The one place respacing happens.
+    pub fn sampling_schedule(&self, schedule: &NoiseSchedule) -> Result<NoiseSchedule, String> {
+        match self.respace {
+            Some(k) if k < schedule.len() => schedule.respaced(&self.sampled_levels(schedule)),
             _ => Ok(schedule.clone()),
         }
     }
@@ -394,6 +498,7 @@ impl SamplerConfig {
             o.window = (lo, hi);
         }
         o.variance = self.variance;
+        o.clip_x0 = self.clip_x0;
         o.tune = self.tune.map(|t| TuneOptions {
             band: (t.band[0], t.band[1]),
             probe_steps: t.probe_steps,

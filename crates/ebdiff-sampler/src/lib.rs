@@ -17,6 +17,7 @@ pub mod progress;
 pub mod resample;
 pub mod sample;
 pub mod smc;
+pub mod step_law;
 pub mod step_size;
 pub mod target;
 
@@ -35,5 +36,6 @@ pub use sample::{SampleError, SampleResult, sample};
 pub use smc::{SmcDiagnostics, SmcOptions, SmcRun, SmcWeights, sample_smc};
 pub use step_size::LevelSchedule;
 pub use target::{
-    ClassifierTarget, Evaluation, Labels, ModelTarget, ScoreTerm, Target, TargetAsEps,
+    Chunked, ClassifierTarget, Evaluation, Labels, ModelTarget, Respaced, ScoreTerm, Target,
+    TargetAsEps,
 };

@@ -65,6 +65,8 @@ pub fn estimate_log_normalizers(
         rejuvenate: None,
         ess_threshold: 0.5,
         clamp_log_weight_increment: None,
+        temper: None,
+        group_size: None,
         weights: SmcWeights::Exact,
         clip_x0: None,
     };

@@ -43,6 +43,23 @@ pub fn systematic(log_w: &[f64], u: f64) -> Vec<usize> {
     out
 }
 
+/// One index drawn by the weights: the first i whose cumulative normalized weight exceeds `u`
+/// ∈ [0, 1) (inverse CDF), so P(i) = Wᵢ.
+pub fn inverse_cdf(log_w: &[f64], u: f64) -> usize {
+    let mut cumulative = 0.0;
+    for (i, w) in normalized(log_w).into_iter().enumerate() {
+        cumulative += w;
+        if u < cumulative {
+            return i;
+        }
+    }
+    // Rounding left the total a hair below 1: the last particle with positive weight.
+    log_w
+        .iter()
+        .rposition(|w| w.is_finite())
+        .unwrap_or(log_w.len() - 1)
+}
+
 /// Running importance weights of N particles and the log normalizer estimate they imply.
 ///
 /// log Ẑ accumulates log Σᵢ Wᵢ Gᵢ at every reweighting, with Wᵢ the normalized weights before it;
@@ -94,6 +111,81 @@ impl WeightBook {
     pub fn normalized_log(&self) -> Vec<f64> {
         let lse = log_sum_exp(&self.log_w);
         self.log_w.iter().map(|w| w - lse).collect()
+    }
+}
+
+/// The weights of N particles in groups of P consecutive particles (`particles_per_sample`):
+/// each group is an independent SMC population of its own, normalized, resampled and estimating
+/// log Z by itself (image SMC: peers group 4–8 particles per returned sample, since one population
+/// of hundreds collapses to a single lineage within a few levels). One group of N particles is
+/// plain SMC.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupedBook {
+    pub groups: Vec<WeightBook>,
+    /// P, the particles of each group.
+    pub group_size: usize,
+}
+
+impl GroupedBook {
+    /// Initial log-weights of all particles, group after group; `log_w.len()` must be a multiple
+    /// of `group_size`.
+    pub fn new(log_w: Vec<f64>, group_size: usize) -> Self {
+        assert!(
+            group_size > 0 && log_w.len().is_multiple_of(group_size),
+            "{} particles do not split into groups of {group_size}",
+            log_w.len()
+        );
+        let groups = log_w
+            .chunks(group_size)
+            .map(|w| WeightBook::new(w.to_vec()))
+            .collect();
+        GroupedBook { groups, group_size }
+    }
+
+    /// Multiplies every particle's weight by exp(`log_g`) (all particles, group after group);
+    /// returns each group's log Ẑ increment.
+    pub fn reweight(&mut self, log_g: &[f64]) -> Vec<f64> {
+        self.groups
+            .iter_mut()
+            .zip(log_g.chunks(self.group_size))
+            .map(|(book, g)| book.reweight(g))
+            .collect()
+    }
+
+    /// ESS / P of each group.
+    pub fn ess_fractions(&self) -> Vec<f64> {
+        self.groups.iter().map(WeightBook::ess_fraction).collect()
+    }
+
+    /// Resamples the groups whose flag is set, each with its own uniform from `uniform` (drawn in
+    /// group order, only for those groups); returns the ancestor of every particle as a global
+    /// index (identity in the other groups).
+    pub fn resample(&mut self, which: &[bool], mut uniform: impl FnMut() -> f64) -> Vec<usize> {
+        let p = self.group_size;
+        let mut out = Vec::with_capacity(p * self.groups.len());
+        for (g, (book, &go)) in self.groups.iter_mut().zip(which).enumerate() {
+            if go {
+                out.extend(book.resample(uniform()).into_iter().map(|i| g * p + i));
+            } else {
+                out.extend(g * p..(g + 1) * p);
+            }
+        }
+        out
+    }
+
+    /// log Ẑ of the whole system: the log mean of the groups' Ẑ (each unbiased for Z, so their
+    /// mean is too); with one group, that group's log Ẑ.
+    pub fn log_z(&self) -> f64 {
+        let z: Vec<f64> = self.groups.iter().map(|b| b.log_z).collect();
+        log_sum_exp(&z) - (z.len() as f64).ln()
+    }
+
+    /// Every particle's log-weight normalized within its group, group after group.
+    pub fn normalized_log(&self) -> Vec<f64> {
+        self.groups
+            .iter()
+            .flat_map(WeightBook::normalized_log)
+            .collect()
     }
 }
 
@@ -188,5 +280,41 @@ mod tests {
         for (c, w) in counts.iter().zip([0.13, 0.02, 0.5, 0.35]) {
             assert!((c / grid as f64 - 4.0 * w).abs() < 1e-4, "{c} vs {w}");
         }
+    }
+
+    #[test]
+    fn groups_are_independent_populations() {
+        let log_w = vec![0.0, 1.0, -1.0, 0.5, 2.0, 2.0];
+        let mut grouped = GroupedBook::new(log_w.clone(), 3);
+        let (mut a, mut b) = (
+            WeightBook::new(log_w[..3].to_vec()),
+            WeightBook::new(log_w[3..].to_vec()),
+        );
+        let g = [0.3, -0.2, 1.1, -3.0, 0.0, 0.4];
+        let inc = grouped.reweight(&g);
+        assert_eq!(inc, vec![a.reweight(&g[..3]), b.reweight(&g[3..])]);
+        assert_eq!(
+            grouped.ess_fractions(),
+            vec![a.ess_fraction(), b.ess_fraction()]
+        );
+        // Only the second group resamples: the first keeps its particles and weights, the second
+        // draws within itself (global indices 3..6) and its weights become equal.
+        let idx = grouped.resample(&[false, true], || 0.25);
+        assert_eq!(&idx[..3], &[0, 1, 2]);
+        assert_eq!(
+            idx[3..].to_vec(),
+            b.resample(0.25)
+                .into_iter()
+                .map(|i| i + 3)
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(grouped.groups[0], a);
+        assert!(grouped.groups[1].log_w.iter().all(|w| *w == 0.0));
+        // log Ẑ is the log mean of the groups' Ẑ.
+        let want = ((a.log_z.exp() + b.log_z.exp()) / 2.0).ln();
+        assert!((grouped.log_z() - want).abs() < 1e-12);
+        // One group is plain SMC.
+        let one = GroupedBook::new(log_w.clone(), 6);
+        assert_eq!(one.log_z(), WeightBook::new(log_w).log_z);
     }
 }

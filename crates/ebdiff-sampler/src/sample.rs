@@ -5,10 +5,11 @@
 
 use crate::ancestral::{AncestralOptions, DdimOptions, sample_ancestral, sample_ddim};
 use crate::annealed::{LevelDiagnostics, sample_annealed};
-use crate::config::{SamplerKind, SamplingConfig};
+use crate::config::{SamplerConfig, SamplerKind, SamplingConfig};
 use crate::progress::Progress;
 use crate::smc::sample_smc;
-use crate::target::{Target, TargetAsEps};
+use crate::step_law::fit_step_law;
+use crate::target::{Chunked, Respaced, Target, TargetAsEps};
 use burn::tensor::{Device, Tensor};
 use ebdiff_core::NoiseSchedule;
 
@@ -51,6 +52,8 @@ pub struct SampleResult {
     pub nfe: usize,
     /// SMC only: ESS, resampling, log Ẑ per level, final weights and ancestry.
     pub smc: Option<crate::smc::SmcDiagnostics>,
+    /// The step law fitted by `sampler.fit_step_law`, when set.
+    pub step_law: Option<crate::step_law::StepLawFit>,
 }
 
 impl SampleResult {
@@ -72,8 +75,8 @@ impl SampleResult {
 }
 
 /// Draws `cfg.count` samples of `target` with `cfg.sampler` and seed `cfg.seed`. `schedule` is
-/// the schedule the target's models were trained with (reverse samplers respace it themselves
-/// when `sampler.respace` is set). `progress` hears every level.
+/// the schedule the target's models were trained with; with `sampler.respace` every sampler
+/// steps through that many evenly spaced levels of it. `progress` hears every level.
 pub fn sample(
     cfg: &SamplingConfig,
     target: &dyn Target,
@@ -98,11 +101,39 @@ pub fn sample(
             format!("the target has {b} per-example labels but {n} samples were asked for"),
         ));
     }
+    let chunked = s.max_batch.map(|rows| Chunked {
+        inner: target,
+        rows,
+    });
+    let target: &dyn Target = match &chunked {
+        Some(c) => c,
+        None => target,
+    };
+    let sampled = s
+        .sampling_schedule(schedule)
+        .map_err(|m| SampleError::config("sampler.respace", m))?;
+    let levels = s.sampled_levels(schedule);
+    // A fitted step law replaces `step_size` for the run proper.
+    let (fitted, step_law);
+    let s = match s.fit_step_law {
+        None => {
+            step_law = None;
+            s
+        }
+        Some(_) => {
+            let fit = fit_step_law(s, cfg.seed, &respaced(target, &levels), &sampled, device)?;
+            fitted = SamplerConfig {
+                step_size: Some(fit.law()),
+                fit_step_law: None,
+                ..s.clone()
+            };
+            step_law = Some(fit);
+            &fitted
+        }
+    };
     match s.kind {
         SamplerKind::Ancestral | SamplerKind::Ddim => {
-            let reverse = s
-                .reverse_schedule(schedule)
-                .map_err(|m| SampleError::config("sampler.respace", m))?;
+            // The reverse samplers feed the model its source levels themselves.
             let eps = TargetAsEps { target, schedule };
             let x = if s.kind == SamplerKind::Ancestral {
                 let opts = AncestralOptions {
@@ -110,41 +141,54 @@ pub fn sample(
                     clip_x0: s.clip_x0,
                     seed: cfg.seed,
                 };
-                sample_ancestral(&eps, &reverse, n, None, &opts, device, &mut progress)
+                sample_ancestral(&eps, &sampled, n, None, &opts, device, &mut progress)
             } else {
                 let opts = DdimOptions {
                     eta: s.ddim_eta,
                     clip_x0: s.clip_x0,
                     seed: cfg.seed,
                 };
-                sample_ddim(&eps, &reverse, n, None, &opts, device, &mut progress)
+                sample_ddim(&eps, &sampled, n, None, &opts, device, &mut progress)
             };
             Ok(SampleResult {
                 samples: x,
                 levels: Vec::new(),
-                nfe: reverse.len(),
+                nfe: sampled.len(),
                 smc: None,
+                step_law,
             })
         }
         SamplerKind::Ula | SamplerKind::Mala | SamplerKind::Uhmc | SamplerKind::Hmc => {
-            let opts = s.annealed_options(schedule.len(), cfg.seed);
-            let run = sample_annealed(target, schedule, n, &opts, device, progress)?;
+            let respaced = respaced(target, &levels);
+            let opts = s.annealed_options(sampled.len(), cfg.seed);
+            let run = sample_annealed(&respaced, &sampled, n, &opts, device, progress)?;
             Ok(SampleResult {
                 samples: run.samples,
                 levels: run.levels,
                 nfe: run.nfe,
                 smc: None,
+                step_law,
             })
         }
         SamplerKind::Smc => {
-            let opts = s.smc_options(schedule.len(), cfg.seed);
-            let run = sample_smc(target, schedule, n, &opts, device, progress)?;
+            let respaced = respaced(target, &levels);
+            let opts = s.smc_options(sampled.len(), cfg.seed);
+            let run = sample_smc(&respaced, &sampled, n, &opts, device, progress)?;
             Ok(SampleResult {
                 samples: run.samples,
                 levels: run.kernel_levels,
                 nfe: run.nfe,
                 smc: Some(run.diagnostics),
+                step_law,
             })
         }
+    }
+}
+
+/// `target` with sampler level k mapped to level `levels[k]` of the schedule it was built on.
+fn respaced<'a>(target: &'a dyn Target, levels: &[usize]) -> Respaced<'a> {
+    Respaced {
+        inner: target,
+        source: levels.to_vec(),
     }
 }

@@ -16,13 +16,19 @@
 //! weighted move (Tweedie mean, variance β_0) reaches the data law itself, otherwise the particles
 //! are denoised by the Tweedie mean as ancestral sampling does. The returned samples are
 //! resampled once more (unweighted); the final weights, log Ẑ and the ancestry are reported.
+//!
+//! Particle groups (`group_size = P`): each returned sample has a population of P particles of
+//! its own, weighted, normalized and resampled only within the group, and is drawn from it by
+//! the final weights; without groups, one population of `count` particles returns `count`
+//! draws. Tempering multiplies every log-weight increment by λ ∈ (0, 1] (like the clamp, it
+//! biases the result and is recorded).
 
 use crate::ancestral::{Variance, reverse_mean, reverse_variance};
 use crate::annealed::{AnnealedOptions, apply_kernel, tune_step};
 use crate::config::SamplerKind;
 use crate::mcmc::row_dot;
 use crate::progress::Progress;
-use crate::resample::WeightBook;
+use crate::resample::GroupedBook;
 use crate::sample::SampleError;
 use crate::target::{Evaluation, ScoreTerm, Target};
 use burn::tensor::{Device, Int, Tensor, TensorData};
@@ -62,6 +68,11 @@ pub struct SmcOptions {
     pub ess_threshold: f64,
     /// Clamp each incremental log-weight to [−c, c] (biased; off unless asked for).
     pub clamp_log_weight_increment: Option<f64>,
+    /// Multiply each incremental log-weight by λ ∈ (0, 1] before the clamp (biased; `None` = 1).
+    pub temper: Option<f64>,
+    /// P particles per returned sample, weighted and resampled within their group; `None`: one
+    /// population of `count` particles returning `count` draws.
+    pub group_size: Option<usize>,
     pub weights: SmcWeights,
     /// Clip x̂₀ to [−c, c] in the ancestral proposal (images).
     pub clip_x0: Option<f64>,
@@ -81,11 +92,22 @@ pub struct Rejuvenation {
 pub struct SmcLevel {
     /// The level the particles moved to (−1: the data level of an oracle target).
     pub level: i64,
-    /// ESS / N after this level's reweighting, before any resampling.
+    /// ESS / N after this level's reweighting, before any resampling (with groups: the mean of
+    /// the groups' ESS / P).
     pub ess: f64,
+    /// Whether any group resampled.
     pub resampled: bool,
     /// Distinct initial particles whose descendants are still alive.
     pub distinct_ancestors: usize,
+    /// Smallest and median ESS / P over the groups (one group: both are `ess`).
+    pub group_ess_min: f64,
+    pub group_ess_median: f64,
+    /// Groups that resampled at this level.
+    pub groups_resampled: usize,
+    /// Smallest and median number of distinct initial particles alive within a group (a group
+    /// down to 1 is a best-of-P search, not a sampler).
+    pub group_ancestors_min: usize,
+    pub group_ancestors_median: f64,
     /// Mean acceptance of the MCMC proposal or the rejuvenation kernel.
     pub acceptance: Option<f64>,
     /// Target evaluations per particle so far.
@@ -116,6 +138,12 @@ pub struct SmcDiagnostics {
     pub final_ess: f64,
     /// For each returned sample, the initial particle it descends from.
     pub ancestors: Vec<usize>,
+    /// Particles per group (`None`: one population).
+    pub group_size: Option<usize>,
+    /// Total particles.
+    pub particles: usize,
+    /// λ of the tempered increments, when set.
+    pub temper: Option<f64>,
     /// Whether the run ended with a weighted move to the exact data law (oracle targets).
     pub data_level: bool,
     /// "exact" or "fkc-start"/"fkc-average": the weights actually used.
@@ -195,14 +223,25 @@ struct Particles {
     eval: Evaluation,
     /// Score terms at (x, level) (FKC weights only).
     terms: Option<Vec<ScoreTerm>>,
-    book: WeightBook,
+    book: GroupedBook,
     /// Initial particle each particle descends from.
     lineage: Vec<usize>,
+    /// Which groups resampled at the last reweighting.
+    last_resampled: Vec<bool>,
 }
 
 impl Particles {
-    fn resample(&mut self, u: f64, device: &Device) {
-        let idx = self.book.resample(u);
+    /// Resamples the flagged groups (one uniform each, in group order); no copy when none is.
+    fn resample(&mut self, which: &[bool], rng: &mut impl Rng, device: &Device) {
+        if !which.iter().any(|&w| w) {
+            return;
+        }
+        let idx = self.book.resample(which, || rng.random::<f64>());
+        self.select(&idx, device);
+    }
+
+    /// Keeps rows `idx` (ancestor indices) of every per-particle quantity.
+    fn select(&mut self, idx: &[usize], device: &Device) {
         let n = idx.len();
         let t = Tensor::<1, Int>::from_data(
             TensorData::new(idx.iter().map(|&i| i as i64).collect::<Vec<_>>(), [n]),
@@ -223,11 +262,49 @@ impl Particles {
     }
 
     fn distinct_ancestors(&self) -> usize {
-        let mut l = self.lineage.clone();
-        l.sort_unstable();
-        l.dedup();
-        l.len()
+        distinct(&self.lineage)
     }
+
+    /// Distinct initial particles alive in each group.
+    fn group_ancestors(&self) -> Vec<usize> {
+        self.lineage
+            .chunks(self.book.group_size)
+            .map(distinct)
+            .collect()
+    }
+
+    /// One draw per group by the group's final weights (inverse CDF at one uniform each).
+    fn draw_one_per_group(&mut self, rng: &mut impl Rng, device: &Device) {
+        let p = self.book.group_size;
+        let idx: Vec<usize> = self
+            .book
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(g, book)| g * p + crate::resample::inverse_cdf(&book.log_w, rng.random()))
+            .collect();
+        self.select(&idx, device);
+    }
+}
+
+fn distinct(lineage: &[usize]) -> usize {
+    let mut l = lineage.to_vec();
+    l.sort_unstable();
+    l.dedup();
+    l.len()
+}
+
+/// Smallest and median of a non-empty list.
+fn min_median(v: &[f64]) -> (f64, f64) {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let m = s.len() / 2;
+    let median = if s.len() % 2 == 1 {
+        s[m]
+    } else {
+        (s[m - 1] + s[m]) / 2.0
+    };
+    (s[0], median)
 }
 
 /// Random-walk Metropolis steps at the data level per rejuvenation step (they cost one density
@@ -252,10 +329,29 @@ pub fn start_level(schedule: &NoiseSchedule) -> usize {
 
 /// Checks that `opts` can sample `target`; returns whether FKC weights are used.
 fn check(target: &dyn Target, n: usize, opts: &SmcOptions) -> Result<Option<bool>, SampleError> {
-    if n < 2 {
+    match opts.group_size {
+        None if n < 2 => {
+            return Err(SampleError::config(
+                "count",
+                format!(
+                    "SMC needs at least 2 particles, got {n} (or set particles_per_sample for groups per sample)"
+                ),
+            ));
+        }
+        Some(0) => {
+            return Err(SampleError::config(
+                "sampler.particles_per_sample",
+                "must be ≥ 1 (particles behind each returned sample)",
+            ));
+        }
+        _ => {}
+    }
+    if let Some(l) = opts.temper
+        && !(l > 0.0 && l <= 1.0)
+    {
         return Err(SampleError::config(
-            "count",
-            format!("SMC needs at least 2 particles, got {n}"),
+            "sampler.temper",
+            format!("must be in (0, 1] (the factor on each log-weight increment), got {l}"),
         ));
     }
     if !(0.0..=1.0).contains(&opts.ess_threshold) {
@@ -330,16 +426,21 @@ fn check(target: &dyn Target, n: usize, opts: &SmcOptions) -> Result<Option<bool
     }
 }
 
-/// Runs SMC with `n` particles over every level of `schedule`. `callback` hears every level.
+/// Runs SMC over every level of `schedule` and returns `count` samples: from one population of
+/// `count` particles, or, with `opts.group_size = Some(P)`, from `count` groups of P particles
+/// (one sample each). `callback` hears every level.
 pub fn sample_smc(
     target: &dyn Target,
     schedule: &NoiseSchedule,
-    n: usize,
+    count: usize,
     opts: &SmcOptions,
     device: &Device,
     mut callback: impl FnMut(&Progress),
 ) -> Result<SmcRun, SampleError> {
-    let fkc = check(target, n, opts)?;
+    let fkc = check(target, count, opts)?;
+    let group_size = opts.group_size.unwrap_or(count);
+    // Every per-particle tensor below has n rows, group after group.
+    let n = opts.group_size.map_or(count, |p| p * count);
     // FKC weights are derived for the reverse SDE, whose Euler step has variance β_k (fixed
     // large); exact weights hold for any proposal variance.
     let proposal_variance = match fkc {
@@ -393,18 +494,23 @@ pub fn sample_smc(
         x,
         eval,
         terms,
-        book: WeightBook::new(log_w),
+        book: GroupedBook::new(log_w, group_size),
         lineage: (0..n).collect(),
+        last_resampled: vec![false; n / group_size],
     };
-    let log_z_start = p.book.log_z;
+    let log_z_start = p.book.log_z();
     let mut levels = Vec::new();
     let mut kernel_levels = Vec::new();
     let mut clamped_any = false;
     let mut tuned: [Option<f64>; 2] = [None, None];
 
-    // Reweights by `log_g`, updates log Ẑ, resamples when the ESS is low; returns the record.
+    // Reweights by `log_g`, updates log Ẑ, resamples the groups whose ESS is low; returns the
+    // record.
     let mut reweight = |p: &mut Particles, mut log_g: Vec<f64>, level: i64| {
         let mut clamped = 0;
+        if let Some(l) = opts.temper {
+            log_g.iter_mut().for_each(|g| *g *= l);
+        }
         if let Some(c) = opts.clamp_log_weight_increment {
             for g in &mut log_g {
                 if g.abs() > c {
@@ -413,21 +519,33 @@ pub fn sample_smc(
                 }
             }
         }
-        let inc = p.book.reweight(&log_g);
-        let e = p.book.ess_fraction();
-        let resampled = e < opts.ess_threshold;
-        if resampled {
-            p.resample(resample_rng.random::<f64>(), device);
-        }
+        let log_z_before = p.book.log_z();
+        let inc = match p.book.reweight(&log_g)[..] {
+            [one] => one,
+            _ => p.book.log_z() - log_z_before,
+        };
+        let ess = p.book.ess_fractions();
+        let which: Vec<bool> = ess.iter().map(|&e| e < opts.ess_threshold).collect();
+        p.resample(&which, &mut resample_rng, device);
+        p.last_resampled = which.clone();
+        let (group_ess_min, group_ess_median) = min_median(&ess);
+        let ancestors: Vec<f64> = p.group_ancestors().iter().map(|&a| a as f64).collect();
+        let (group_ancestors_min, group_ancestors_median) = min_median(&ancestors);
+        let groups_resampled = which.iter().filter(|&&w| w).count();
         SmcLevel {
             level,
-            ess: e,
-            resampled,
+            ess: ess.iter().sum::<f64>() / ess.len() as f64,
+            resampled: groups_resampled > 0,
             distinct_ancestors: p.distinct_ancestors(),
+            group_ess_min,
+            group_ess_median,
+            groups_resampled,
+            group_ancestors_min: group_ancestors_min as usize,
+            group_ancestors_median,
             acceptance: None,
             nfe: 0,
             log_z_increment: inc,
-            log_z: p.book.log_z,
+            log_z: p.book.log_z(),
             clamped,
         }
     };
@@ -583,9 +701,8 @@ pub fn sample_smc(
             // ~0.1 of each other), and widens while it accepts more than half of its moves
             // (narrows below a fifth): the step depends only on the population's past
             // acceptance, as SMC samplers' adaptive kernels do.
-            if !record.resampled {
-                p.resample(resample_rng.random::<f64>(), device);
-            }
+            let not_yet: Vec<bool> = p.last_resampled.iter().map(|&r| !r).collect();
+            p.resample(&not_yet, &mut resample_rng, device);
             let density = |x: Tensor<2>| target.data_log_density(x).expect("checked");
             let mut lx = density(p.x.clone());
             let mut accepted = Vec::new();
@@ -612,9 +729,15 @@ pub fn sample_smc(
         p.x = mean;
     }
     let final_log_weights = p.book.normalized_log();
-    let final_ess = p.book.ess_fraction();
-    let log_z = p.book.log_z;
-    p.resample(resample_rng.random::<f64>(), device);
+    let final_ess = {
+        let e = p.book.ess_fractions();
+        e.iter().sum::<f64>() / e.len() as f64
+    };
+    let log_z = p.book.log_z();
+    match opts.group_size {
+        None => p.resample(&[true], &mut resample_rng, device),
+        Some(_) => p.draw_one_per_group(&mut resample_rng, device),
+    }
     Ok(SmcRun {
         samples: p.x,
         diagnostics: SmcDiagnostics {
@@ -626,6 +749,9 @@ pub fn sample_smc(
             final_log_weights,
             final_ess,
             ancestors: p.lineage,
+            group_size: opts.group_size,
+            particles: n,
+            temper: opts.temper,
             data_level,
             weights: match fkc {
                 None => "exact".into(),

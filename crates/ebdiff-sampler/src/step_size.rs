@@ -59,6 +59,30 @@ impl LevelSchedule {
     }
 }
 
+/// Least-squares fit of step = a·β^b to (β, step) pairs, in logs: the law Sjöberg et al. fit to
+/// per-level tuned steps. Needs two distinct β and positive values.
+pub fn fit_beta_power(points: &[(f64, f64)]) -> Result<(f64, f64), String> {
+    if let Some(p) = points.iter().find(|(b, s)| !(*b > 0.0 && *s > 0.0)) {
+        return Err(format!(
+            "β and step must be positive to fit a·β^b, got {p:?}"
+        ));
+    }
+    let logs: Vec<(f64, f64)> = points.iter().map(|(b, s)| (b.ln(), s.ln())).collect();
+    let n = logs.len() as f64;
+    let mx = logs.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = logs.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = logs.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = logs.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    if sxx.is_nan() || sxx <= 1e-12 * n {
+        return Err(format!(
+            "the {} tuned levels share one β: a·β^b is not identified (use a constant step)",
+            points.len()
+        ));
+    }
+    let b = sxy / sxx;
+    Ok(((my - b * mx).exp(), b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +103,24 @@ mod tests {
             .is_err()
         );
         assert!(LevelSchedule::BetaScaled { c: -1.0 }.validate(100).is_err());
+    }
+
+    #[test]
+    fn the_power_law_fit_recovers_a_and_b() {
+        let points: Vec<(f64, f64)> = [0.01, 0.03, 0.1, 0.2]
+            .iter()
+            .map(|&beta: &f64| (beta, 9.33 * beta.powf(1.48)))
+            .collect();
+        let (a, b) = fit_beta_power(&points).unwrap();
+        assert!(
+            (a - 9.33).abs() < 1e-9 && (b - 1.48).abs() < 1e-12,
+            "{a} {b}"
+        );
+        assert!(
+            fit_beta_power(&[(0.1, 1.0), (0.1, 2.0)])
+                .unwrap_err()
+                .contains("one β")
+        );
+        assert!(fit_beta_power(&[(0.1, -1.0), (0.2, 2.0)]).is_err());
     }
 }
