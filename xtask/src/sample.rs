@@ -5,7 +5,7 @@ use anyhow::Result;
 use clap::Args;
 use ebdiff_core::BackendKind;
 use ebdiff_sampler::{SamplerConfig, SamplerKind, SamplingConfig};
-use ebdiff_sweep::output::{prepare_dir, sample_shards_to_dir, write_samples_png};
+use ebdiff_sweep::output::{SampleFormat, prepare_dir, sample_shards_to_dir, write_samples_png};
 use std::path::PathBuf;
 
 #[derive(Args)]
@@ -115,6 +115,7 @@ pub fn run(args: SampleArgs, backend: BackendKind) -> Result<()> {
         &target,
         &device,
         &out,
+        SampleFormat::F32,
         |p| show_level(&bar, p),
     )?;
     bar.finish();

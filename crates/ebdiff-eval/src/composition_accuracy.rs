@@ -71,6 +71,63 @@ pub fn composition_accuracy(
     })
 }
 
+/// How many objects the images hold, against the training data's law (the generator draws the
+/// number uniformly from `min_objects..=max_objects`): an unconditional model that renders
+/// scenes with the data's object counts scores a total variation near 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectCounts {
+    /// Share of images with n detected objects, n = 0 … grid².
+    pub shares: Vec<f64>,
+    /// The data's shares (uniform over the configured range).
+    pub data_shares: Vec<f64>,
+    /// Total variation ½ Σ |shares − data_shares|.
+    pub total_variation: f64,
+    pub count: usize,
+}
+
+/// Counts the objects in each image (pixels in [−1, 1], quantized as when saved) with the same
+/// detector as [`composition_accuracy`].
+pub fn object_counts(images: &[f32], shapes: &ShapesConfig) -> Result<ObjectCounts, String> {
+    let per = 3 * shapes.size * shapes.size;
+    if images.is_empty() || !images.len().is_multiple_of(per) {
+        return Err(format!(
+            "object counts need RGB images of {0}×{0} (the shapes model's size): got {1} values, not a positive multiple of {per}",
+            shapes.size,
+            images.len()
+        ));
+    }
+    let cells = shapes.num_cells();
+    let mut hist = vec![0usize; cells + 1];
+    let mut bytes = vec![0u8; per];
+    for image in images.chunks_exact(per) {
+        for (b, &v) in bytes.iter_mut().zip(image) {
+            *b = model_pixel_to_u8(v);
+        }
+        hist[(0..cells)
+            .filter(|&c| object_present(&bytes, shapes, c))
+            .count()] += 1;
+    }
+    let count = images.len() / per;
+    let shares: Vec<f64> = hist.iter().map(|&h| h as f64 / count as f64).collect();
+    let range = shapes.min_objects..=shapes.max_objects;
+    let width = (shapes.max_objects - shapes.min_objects + 1) as f64;
+    let data_shares: Vec<f64> = (0..=cells)
+        .map(|n| if range.contains(&n) { 1.0 / width } else { 0.0 })
+        .collect();
+    let total_variation = 0.5
+        * shares
+            .iter()
+            .zip(&data_shares)
+            .map(|(a, b)| (a - b).abs())
+            .sum::<f64>();
+    Ok(ObjectCounts {
+        shares,
+        data_shares,
+        total_variation,
+        count,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,5 +198,39 @@ mod tests {
         assert!(e.contains("label the conditional models"), "{e}");
         let e = composition_accuracy(&bg[..100], &cfg, &[0]).unwrap_err();
         assert!(e.contains("12×12"), "{e}");
+    }
+
+    #[test]
+    fn the_datas_own_object_counts_are_its_law() {
+        let cfg = ShapesConfig {
+            size: 24,
+            grid: 3,
+            min_objects: 1,
+            max_objects: 5,
+            ..ShapesConfig::default()
+        };
+        let data = generate(&cfg, 2000, 5).unwrap();
+        let c = object_counts(&to_model_space(&data.images), &cfg).unwrap();
+        let truth: Vec<usize> = data.objects.unwrap().iter().map(|o| o.len()).collect();
+        for (n, share) in c.shares.iter().enumerate() {
+            let want = truth.iter().filter(|&&t| t == n).count() as f64 / 2000.0;
+            assert_eq!(*share, want, "{n} objects");
+        }
+        // Sampling noise only: 2000 draws of a uniform law over 5 counts.
+        assert!(c.total_variation < 0.04, "{c:?}");
+        assert_eq!(c.data_shares[0], 0.0);
+        assert!((c.data_shares[3] - 0.2).abs() < 1e-12);
+        // A set with one object everywhere is far from the law.
+        let single = generate(
+            &ShapesConfig {
+                max_objects: 1,
+                ..cfg.clone()
+            },
+            200,
+            1,
+        )
+        .unwrap();
+        let c = object_counts(&to_model_space(&single.images), &cfg).unwrap();
+        assert!((c.total_variation - 0.8).abs() < 1e-9, "{c:?}");
     }
 }

@@ -21,7 +21,9 @@ pub mod scatter;
 pub mod stats_npz;
 pub mod toy_metrics;
 
-pub use composition_accuracy::{CompositionScore, composition_accuracy};
+pub use composition_accuracy::{
+    CompositionScore, ObjectCounts, composition_accuracy, object_counts,
+};
 pub use distances::{MMD_BANDWIDTHS, mmd2_rbf, w2_exact};
 pub use feature_stats::FeatureStats;
 pub use frechet::{FrechetError, frechet_distance};

@@ -14,7 +14,7 @@ use ebdiff_eval::inception::{DEFAULT_WEIGHTS_DIR, FEATURE_DIM};
 use ebdiff_eval::pipeline::write_record;
 use ebdiff_eval::{
     KidConfig, LOG_DENSITY_FLOOR, MMD_BANDWIDTHS, MODEL_PIXEL_QUANTIZATION, composition_accuracy,
-    mean_log_density, mmd2_rbf, model_pixel_to_u8, w2_exact,
+    mean_log_density, mmd2_rbf, model_pixel_to_u8, object_counts, w2_exact,
 };
 use ebdiff_sampler::{Component, CompositionSpec, SamplingConfig, Target};
 use ebdiff_trainer::ExperimentConfig;
@@ -232,7 +232,7 @@ pub fn run_cell(
         dim,
         seconds,
         result: run,
-    } = sample_to_dir(cfg, &loaded, &target, device, dir, |p| {
+    } = sample_to_dir(cfg, &loaded, &target, device, dir, cell.eval.samples, |p| {
         on_level(p.levels_done, p.levels_total)
     })?;
     let (nfe, levels, smc) = (run.nfe, run.levels, run.smc);
@@ -297,6 +297,25 @@ pub fn run_cell(
                     m.insert("ess_min".into(), min);
                     m.insert("ess_final".into(), d.final_ess);
                     m.insert("resamplings".into(), resamplings as f64);
+                    if d.group_size.is_some() {
+                        let group_min = d
+                            .levels
+                            .iter()
+                            .map(|l| l.group_ess_min)
+                            .fold(f64::INFINITY, f64::min);
+                        m.insert("group_ess_min".into(), group_min);
+                        if let Some(last) = d.levels.last() {
+                            m.insert("group_ancestors_final".into(), last.group_ancestors_median);
+                        }
+                    }
+                }
+            }
+            Metric::ObjectCounts => {
+                let shapes = shapes_config_of(cfg, &spec)?;
+                let c = object_counts(&samples, &shapes).map_err(anyhow::Error::msg)?;
+                m.insert("count_tv".into(), c.total_variation);
+                for (n, share) in c.shares.iter().enumerate() {
+                    m.insert(format!("objects_{n}"), *share);
                 }
             }
             Metric::WallTime => {

@@ -1,18 +1,60 @@
 //! Sampling one config into a directory: what `cargo xtask sample` and every sweep cell write.
 //!
-//! `<dir>/samples.npy` (`[count, dim]` f32), `<dir>/diagnostics.json` (sampler, count, seed, data
-//! shape, wall time, NFE, per-level diagnostics) and, from [`write_samples_png`], a scatter plot
-//! (2-D) or an image grid.
+//! `<dir>/samples.npy` (`[count, dim]`, f32 or image pixels as uint8: [`SampleFormat`]),
+//! `<dir>/diagnostics.json` (sampler, count, seed, data shape, wall time, NFE, per-level
+//! diagnostics) and, from [`write_samples_png`], a scatter plot (2-D) or an image grid.
 
 use anyhow::{Context, Result};
 use burn::tensor::Device;
 use ebdiff_core::Collective;
 use ebdiff_core::collective::first_failure;
-use ebdiff_data::io::npy::write_npy_f32;
-use ebdiff_eval::{ScatterSeries, write_image_grid_png, write_scatter_png};
+use ebdiff_data::io::npy::{write_npy_f32, write_npy_u8};
+use ebdiff_eval::{
+    MODEL_PIXEL_QUANTIZATION, ScatterSeries, model_pixel_to_u8, write_image_grid_png,
+    write_scatter_png,
+};
 use ebdiff_sampler::{Components, Progress, SampleResult, SamplingConfig, Target, sample};
+use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
+
+/// How samples.npy stores the samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SampleFormat {
+    /// float32 values as sampled.
+    #[default]
+    F32,
+    /// Image pixels as bytes, quantized exactly as PNG grids and the metrics see them
+    /// ([`model_pixel_to_u8`]): a quarter of the size, and what a scorer of images reads.
+    Uint8,
+}
+
+impl SampleFormat {
+    pub fn is_default(&self) -> bool {
+        *self == SampleFormat::F32
+    }
+
+    /// Writes `samples` (`[count, dim]`) to `path` in this format.
+    pub fn write(self, path: &Path, samples: &[f32], count: usize, dim: usize) -> Result<()> {
+        match self {
+            SampleFormat::F32 => write_npy_f32(path, samples, &[count, dim])?,
+            SampleFormat::Uint8 => {
+                let pixels: Vec<u8> = samples.iter().map(|&v| model_pixel_to_u8(v)).collect();
+                write_npy_u8(path, &pixels, &[count, dim])?
+            }
+        }
+        Ok(())
+    }
+
+    /// What diagnostics.json says of the stored values.
+    fn describe(self) -> &'static str {
+        match self {
+            SampleFormat::F32 => "float32, as sampled",
+            SampleFormat::Uint8 => MODEL_PIXEL_QUANTIZATION,
+        }
+    }
+}
 
 /// A finished sampling run, as written to its directory.
 pub struct SampleOutput {
@@ -36,26 +78,28 @@ pub fn prepare_dir(dir: &Path, force: bool) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
 }
 
-/// Samples `target` (built from `components`) as `cfg` says and writes samples.npy and
-/// diagnostics.json into `dir` (which must exist). Non-finite samples are an error (after the
-/// files are written, so they can be inspected).
+/// Samples `target` (built from `components`) as `cfg` says and writes samples.npy (in
+/// `format`) and diagnostics.json into `dir` (which must exist). Non-finite samples are an error
+/// (after the files are written, so they can be inspected).
 pub fn sample_to_dir(
     cfg: &SamplingConfig,
     components: &Components,
     target: &dyn Target,
     device: &Device,
     dir: &Path,
+    format: SampleFormat,
     progress: impl FnMut(&Progress),
 ) -> Result<SampleOutput> {
     let start = Instant::now();
     let result =
         sample(cfg, target, &components.schedule, device, progress).map_err(anyhow::Error::msg)?;
     let samples = result.samples_vec();
-    write_output(dir, cfg, components, samples, start, result, None)
+    write_output(dir, cfg, components, samples, start, result, format, None)
 }
 
 /// Writes samples.npy and diagnostics.json (with `extra` keys) and refuses non-finite samples
 /// (after writing them, so they can be inspected).
+#[allow(clippy::too_many_arguments)]
 fn write_output(
     dir: &Path,
     cfg: &SamplingConfig,
@@ -63,17 +107,19 @@ fn write_output(
     samples: Vec<f32>,
     start: Instant,
     result: SampleResult,
+    format: SampleFormat,
     extra: Option<(&str, serde_json::Value)>,
 ) -> Result<SampleOutput> {
     let seconds = start.elapsed().as_secs_f64();
     let count = cfg.count;
     let dim = samples.len() / count;
-    write_npy_f32(&dir.join("samples.npy"), &samples, &[count, dim])?;
+    format.write(&dir.join("samples.npy"), &samples, count, dim)?;
     let mut diagnostics = serde_json::json!({
         "sampler": cfg.sampler.kind.name(),
         "count": count,
         "seed": cfg.seed,
         "data_shape": components.data_shape,
+        "samples_npy": format.describe(),
         "seconds": seconds,
         "nfe": result.nfe,
         "levels": result.levels,
@@ -83,6 +129,9 @@ fn write_output(
     }
     if let Some(smc) = &result.smc {
         diagnostics["smc"] = serde_json::to_value(smc)?;
+    }
+    if let Some(law) = &result.step_law {
+        diagnostics["step_law"] = serde_json::to_value(law)?;
     }
     std::fs::write(
         dir.join("diagnostics.json"),
@@ -117,12 +166,13 @@ pub fn sample_shards_to_dir(
     target: &dyn Target,
     device: &Device,
     dir: &Path,
+    format: SampleFormat,
     mut progress: impl FnMut(&Progress),
 ) -> Result<Option<SampleOutput>> {
     anyhow::ensure!(shard_size > 0, "the shard size must be at least 1 sample");
     let shards = cfg.count.div_ceil(shard_size).max(1);
     if shards == 1 && group.size() == 1 {
-        return sample_to_dir(cfg, components, target, device, dir, progress).map(Some);
+        return sample_to_dir(cfg, components, target, device, dir, format, progress).map(Some);
     }
     let start = Instant::now();
     let shard_cfg = |k: usize| {
@@ -209,6 +259,7 @@ pub fn sample_shards_to_dir(
         samples,
         start,
         result,
+        format,
         Some(("shards", shards)),
     )
     .map(Some)

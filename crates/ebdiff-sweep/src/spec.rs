@@ -1,6 +1,7 @@
 //! Sweep files: a base sampling config, axes over any dotted key of it, and the metrics to
 //! compute; expanded into cells with stable ids.
 
+use crate::output::SampleFormat;
 use anyhow::{Result, bail};
 use ebdiff_data::ExactTarget2d;
 use ebdiff_sampler::SamplingConfig;
@@ -34,8 +35,12 @@ pub enum Metric {
     /// KID (mean and std over subsets) against `eval.reference`, which must hold features.
     Kid,
     /// SMC: the smallest ESS/N over levels, the final ESS/N and the number of resamplings
-    /// (nothing for other samplers).
+    /// (nothing for other samplers); with particle groups also the smallest group ESS and the
+    /// median distinct ancestors per group at the end.
     Ess,
+    /// Shapes images: the share of images with n detected objects and its total variation from
+    /// the training data's law (unconditional samples should match it).
+    ObjectCounts,
 }
 
 impl Metric {
@@ -51,6 +56,7 @@ impl Metric {
             Metric::Fid => "fid",
             Metric::Kid => "kid",
             Metric::Ess => "ess",
+            Metric::ObjectCounts => "object-counts",
         }
     }
 
@@ -88,6 +94,11 @@ pub struct EvalConfig {
     /// `cargo xtask fetch inception`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inception: Option<String>,
+    /// How each cell's samples.npy stores the samples: `f32` (default) or `uint8` (image pixels,
+    /// quantized as the metrics see them; a quarter of the size, for results kept in the
+    /// repository).
+    #[serde(default, skip_serializing_if = "SampleFormat::is_default")]
+    pub samples: SampleFormat,
 }
 
 pub const EXACT_TARGETS: [&str; 3] = ["ring-x-bar", "blob-mixture", "box-negation"];

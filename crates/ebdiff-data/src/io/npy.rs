@@ -3,9 +3,9 @@
 //! `.npy` (format 1.0) is the magic `\x93NUMPY`, version bytes 1 0, a little-endian u16 header
 //! length, a Python dict literal `{'descr': '<f8', 'fortran_order': False, 'shape': (D,), }`
 //! padded with spaces and a final newline so that the data starts at a multiple of 64 bytes, then
-//! the raw C-order data. Written: little-endian float32 (`<f4`) and float64 (`<f8`), format 1.0,
-//! byte for byte what `np.save` writes. Read: `<f4` and `<f8` in C order, format 1.0, 2.0 or 3.0
-//! headers.
+//! the raw C-order data. Written: little-endian float32 (`<f4`), float64 (`<f8`) and bytes (`|u1`,
+//! image pixels), format 1.0, byte for byte what `np.save` writes. Read: the same three types in
+//! C order, format 1.0, 2.0 or 3.0 headers.
 
 use std::path::{Path, PathBuf};
 
@@ -57,6 +57,27 @@ pub fn npy_f64_bytes(shape: &[usize], values: &[f64]) -> Vec<u8> {
     npy_bytes(shape, "<f8", values.iter().map(|v| v.to_le_bytes()))
 }
 
+/// `.npy` bytes of a uint8 C-order array of `shape` (e.g. image pixels).
+///
+/// # Panics
+/// If `values` does not hold exactly the product of `shape` elements.
+pub fn npy_u8_bytes(shape: &[usize], values: &[u8]) -> Vec<u8> {
+    check_len(shape, values.len()).expect("values match the shape");
+    npy_bytes(shape, "|u1", values.iter().map(|v| [*v]))
+}
+
+/// Writes `data` as a uint8 `.npy` of shape `shape`.
+pub fn write_npy_u8(path: &Path, data: &[u8], shape: &[usize]) -> Result<(), NpyError> {
+    check_len(shape, data.len()).map_err(|problem| NpyError::Bad {
+        path: path.to_path_buf(),
+        problem,
+    })?;
+    std::fs::write(path, npy_u8_bytes(shape, data)).map_err(|source| NpyError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 fn check_len(shape: &[usize], len: usize) -> Result<(), String> {
     let expected: usize = shape.iter().product();
     if expected == len {
@@ -81,7 +102,7 @@ pub fn write_npy_f32(path: &Path, data: &[f32], shape: &[usize]) -> Result<(), N
     })
 }
 
-/// Reads a float32 or float64 `.npy` file.
+/// Reads a float32, float64 or uint8 `.npy` file.
 pub fn read_npy(path: &Path) -> Result<NpyArray, NpyError> {
     let bytes = std::fs::read(path).map_err(|source| NpyError::Io {
         path: path.to_path_buf(),
@@ -152,9 +173,10 @@ pub fn parse_npy(bytes: &[u8]) -> Result<NpyArray, String> {
     let item_size = match descr {
         "'<f8'" => 8,
         "'<f4'" => 4,
+        "'|u1'" => 1,
         other => {
             return Err(format!(
-                "dtype {other}, expected float64 '<f8' or float32 '<f4'; save with \
+                "dtype {other}, expected float64 '<f8', float32 '<f4' or uint8 '|u1'; save with \
                  arr.astype(np.float64)"
             ));
         }
@@ -178,14 +200,16 @@ pub fn parse_npy(bytes: &[u8]) -> Result<NpyArray, String> {
             count * item_size
         ));
     }
-    let data = if item_size == 8 {
-        data.chunks_exact(8)
+    let data = match item_size {
+        8 => data
+            .chunks_exact(8)
             .map(|b| f64::from_le_bytes(b.try_into().expect("chunk of 8")))
-            .collect()
-    } else {
-        data.chunks_exact(4)
+            .collect(),
+        4 => data
+            .chunks_exact(4)
             .map(|b| f64::from(f32::from_le_bytes(b.try_into().expect("chunk of 4"))))
-            .collect()
+            .collect(),
+        _ => data.iter().map(|&b| f64::from(b)).collect(),
     };
     Ok(NpyArray { shape, data })
 }
@@ -312,5 +336,23 @@ mod tests {
         let mut bytes = npy_f64_bytes(&[2], &[1.0, 2.0]);
         bytes.pop();
         assert!(parse_npy(&bytes).unwrap_err().contains("truncated"));
+    }
+
+    #[test]
+    fn uint8_arrays_round_trip() {
+        let bytes = npy_u8_bytes(&[2, 3], &[0, 1, 127, 128, 254, 255]);
+        assert_eq!(
+            bytes.len() % 64,
+            6,
+            "header aligned to 64, then 6 data bytes"
+        );
+        assert!(
+            std::str::from_utf8(&bytes[10..bytes.len() - 6])
+                .unwrap()
+                .contains("'|u1'")
+        );
+        let a = parse_npy(&bytes).unwrap();
+        assert_eq!(a.shape, vec![2, 3]);
+        assert_eq!(a.data, vec![0.0, 1.0, 127.0, 128.0, 254.0, 255.0]);
     }
 }
