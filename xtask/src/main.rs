@@ -4,7 +4,6 @@ mod bench;
 mod bench_fid;
 mod bench_profile;
 mod bench_ranks;
-mod dashboard;
 mod export;
 mod fetch;
 mod fid;

@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod classifier;
 pub mod config;
+pub mod dashboard;
 pub mod data;
 pub mod data_parallel;
 pub mod dsm;
