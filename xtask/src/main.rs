@@ -69,12 +69,12 @@ enum Command {
     /// foolbox-cifar10 (20 real CIFAR-10 test images).
     Fetch(fetch::FetchArgs),
     /// FID (and KID, precision/recall) between two image folders or .npz statistics files.
-    Fid(fid::FidArgs),
+    Fid(ebdiff_eval::fid_commands::FidOptions),
     /// FID reference statistics (.npz with mu, sigma, features) of a dataset or image folder.
-    FidStats(fid::FidStatsArgs),
+    FidStats(ebdiff_eval::fid_commands::FidStatsOptions),
     /// Generate images with a run's EMA weights (resumable shards) and compute FID, KID and
     /// precision/recall against reference statistics.
-    Eval(fid::EvalArgs),
+    Eval(ebdiff_trainer::fid_eval::FidEvalOptions),
     /// Sample a trained model or a composition of models with any sampler.
     Sample(sample::SampleArgs),
     /// Run a sampler sweep (grid/list over sampling-config keys), resumably, and its report.

@@ -13,6 +13,7 @@ pub mod ema;
 pub mod error;
 pub mod experiment;
 pub mod export;
+pub mod fid_eval;
 pub mod optim;
 pub mod optim_weights;
 pub mod report;
