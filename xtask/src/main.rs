@@ -1,9 +1,6 @@
 //! `cargo xtask`: thin command-line layer over the ebdiff crates.
 
 mod bench;
-mod bench_fid;
-mod bench_profile;
-mod bench_ranks;
 mod export;
 mod fetch;
 mod fid;
@@ -119,6 +116,15 @@ pub fn device(backend: BackendKind) -> anyhow::Result<Device> {
     backend
         .device_with(index, dtype)
         .map_err(anyhow::Error::msg)
+}
+
+/// [`device`] with the names reports print beside their numbers.
+pub fn named_device(backend: BackendKind) -> anyhow::Result<ebdiff_core::NamedDevice> {
+    Ok(ebdiff_core::NamedDevice {
+        backend,
+        precision: dtype(),
+        device: device(backend)?,
+    })
 }
 
 /// Commands whose device honours `--dtype`. The others compute in f32 on purpose: FID features
