@@ -35,9 +35,15 @@ pub struct DataParallelOptions {
     #[cfg_attr(feature = "clap", arg(long, default_value_t = DataParallelOptions::default().iters))]
     pub iters: usize,
     /// Bare all-reduce sizes in f32 values (comma-separated).
+    // The default as text, so that --help lists it comma-separated; xtask/tests/options.rs
+    // checks it against `Default`.
     #[cfg_attr(
         feature = "clap",
-        arg(long, value_delimiter = ',', default_values_t = DataParallelOptions::default().sizes)
+        arg(
+            long,
+            value_delimiter = ',',
+            default_value = "10000,100000,1000000,10000000"
+        )
     )]
     pub sizes: Vec<usize>,
     /// Also write the results as JSON (rank 0).
