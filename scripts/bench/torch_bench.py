@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch counterpart of ``cargo xtask bench`` (xtask/src/bench.rs), on the PyTorch twin of
+"""PyTorch counterpart of ``cargo xtask bench`` (crates/ebdiff-bench/), on the PyTorch twin of
 ebdiff's networks (scripts/torch/ebdiff_torch.py).
 
     torch_bench.py train-step [--config FILE] [--batch 16] [--warmup 2] [--iters 5]

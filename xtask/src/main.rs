@@ -1,10 +1,6 @@
 //! `cargo xtask`: thin command-line layer over the ebdiff crates.
 
 mod bench;
-mod bench_fid;
-mod bench_profile;
-mod bench_ranks;
-mod dashboard;
 mod export;
 mod fetch;
 mod fid;
@@ -70,12 +66,12 @@ enum Command {
     /// foolbox-cifar10 (20 real CIFAR-10 test images).
     Fetch(fetch::FetchArgs),
     /// FID (and KID, precision/recall) between two image folders or .npz statistics files.
-    Fid(fid::FidArgs),
+    Fid(ebdiff_eval::fid_commands::FidOptions),
     /// FID reference statistics (.npz with mu, sigma, features) of a dataset or image folder.
-    FidStats(fid::FidStatsArgs),
+    FidStats(ebdiff_eval::fid_commands::FidStatsOptions),
     /// Generate images with a run's EMA weights (resumable shards) and compute FID, KID and
     /// precision/recall against reference statistics.
-    Eval(fid::EvalArgs),
+    Eval(ebdiff_trainer::fid_eval::FidEvalOptions),
     /// Sample a trained model or a composition of models with any sampler.
     Sample(sample::SampleArgs),
     /// Run a sampler sweep (grid/list over sampling-config keys), resumably, and its report.
@@ -120,6 +116,15 @@ pub fn device(backend: BackendKind) -> anyhow::Result<Device> {
     backend
         .device_with(index, dtype)
         .map_err(anyhow::Error::msg)
+}
+
+/// [`device`] with the names reports print beside their numbers.
+pub fn named_device(backend: BackendKind) -> anyhow::Result<ebdiff_core::NamedDevice> {
+    Ok(ebdiff_core::NamedDevice {
+        backend,
+        precision: dtype(),
+        device: device(backend)?,
+    })
 }
 
 /// Commands whose device honours `--dtype`. The others compute in f32 on purpose: FID features

@@ -45,3 +45,55 @@ pub fn show_level(bar: &ProgressBar, p: &Progress) {
         bar.set_message(msg.join("  "));
     }
 }
+
+/// One bar per stage of an FID pipeline ([`ebdiff_eval::pipeline::Progress`]), replaced when
+/// the stage changes and cleared when it completes.
+#[derive(Default)]
+pub struct StageBars {
+    current: Option<(String, ProgressBar)>,
+    /// Ranks other than 0 draw nothing (rank 0's bar shows its own share).
+    hidden: bool,
+}
+
+impl StageBars {
+    pub fn for_rank(group: &dyn ebdiff_core::Collective) -> Self {
+        StageBars {
+            current: None,
+            hidden: !group.is_root(),
+        }
+    }
+
+    pub fn show(&mut self, p: ebdiff_eval::pipeline::Progress) {
+        if self.hidden {
+            return;
+        }
+        if self
+            .current
+            .as_ref()
+            .is_none_or(|(stage, _)| stage != p.stage)
+        {
+            self.finish();
+            let bar = ProgressBar::new(p.total as u64);
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {pos}/{len} images ({per_sec}, eta {eta})",
+                )
+                .expect("static template")
+                .progress_chars("=> "),
+            );
+            bar.set_message(p.stage.to_string());
+            self.current = Some((p.stage.to_string(), bar));
+        }
+        let (_, bar) = self.current.as_ref().expect("set above");
+        bar.set_position(p.done as u64);
+        if p.done >= p.total {
+            self.finish();
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some((_, bar)) = self.current.take() {
+            bar.finish_and_clear();
+        }
+    }
+}

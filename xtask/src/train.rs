@@ -1,11 +1,11 @@
 //! `cargo xtask train`: train into a run directory (checkpoints, metrics, snapshots), resumable
 //! with `--resume`, stopped cleanly by Ctrl-C; 2-D runs are then scored against the exact target.
 
-use crate::dashboard::Dashboard;
 use crate::progress::{bar, stop_on_ctrl_c};
 use anyhow::{Result, bail};
 use clap::Args;
 use ebdiff_core::BackendKind;
+use ebdiff_trainer::dashboard::Dashboard;
 use ebdiff_trainer::{ExperimentConfig, RunOptions, StepReport, train_to_dir};
 use indicatif::ProgressBar;
 use std::io::IsTerminal;

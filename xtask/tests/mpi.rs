@@ -286,39 +286,6 @@ fn a_killed_rank_ends_the_job_with_a_named_error_and_the_last_checkpoint_resumes
     }
 }
 
-/// Converted FID weights of a randomly initialized Inception-v3 (the real ones are a download):
-/// the sharding, not the network, is under test.
-fn random_inception(dir: &Path) {
-    use ebdiff_eval::inception::network::{ConvSource, ConvSpec, FoldedConv};
-    use rand::{Rng, SeedableRng};
-    struct Random(rand::rngs::StdRng);
-    impl ConvSource for Random {
-        fn conv(&mut self, s: &ConvSpec) -> Result<FoldedConv, String> {
-            let fan_in = s.c_in * s.kernel[0] * s.kernel[1];
-            let a = (6.0 / fan_in as f32).sqrt();
-            let n = s.c_out * fan_in;
-            Ok(FoldedConv {
-                weight: (0..n).map(|_| self.0.random_range(-a..a)).collect(),
-                bias: vec![0.01; s.c_out],
-            })
-        }
-    }
-    let device = burn::tensor::Device::flex();
-    let net = ebdiff_eval::inception::InceptionV3::build(
-        &mut Random(rand::rngs::StdRng::seed_from_u64(5)),
-        &device,
-    )
-    .unwrap();
-    ebdiff_eval::inception::weights::save_converted(
-        net,
-        ebdiff_eval::inception::WeightLayout::Torchscript,
-        "random (test)".into(),
-        "0".repeat(64),
-        dir,
-    )
-    .unwrap();
-}
-
 fn json_without_timings(path: &Path) -> serde_json::Value {
     fn strip(v: &mut serde_json::Value) {
         match v {
@@ -342,17 +309,12 @@ fn json_without_timings(path: &Path) -> serde_json::Value {
 fn sharded_fid_stats_and_eval_write_the_files_of_one_process() {
     let tmp = tempfile::tempdir().unwrap();
     let weights = tmp.path().join("inception");
-    random_inception(&weights);
+    // A randomly initialized FID network (the real one is a download): the sharding, not the
+    // network, is under test.
+    ebdiff_eval::inception::save_random_weights(&weights, 5).unwrap();
     // Eleven 16×16 images (an odd count: the ranks' parts differ in size).
     let images = tmp.path().join("images");
-    std::fs::create_dir_all(&images).unwrap();
-    for i in 0..11 {
-        let px: Vec<f32> = (0..3 * 16 * 16)
-            .map(|j| (((i * 7919 + j * 104729) % 1000) as f32 / 500.0) - 1.0)
-            .collect();
-        ebdiff_eval::write_image_grid_png(&images.join(format!("{i:02}.png")), &px, [3, 16, 16], 1)
-            .unwrap();
-    }
+    common::write_images(&images, 11, 16);
     let w = weights.to_str().unwrap();
     let features = [
         "--weights",

@@ -7,28 +7,9 @@
 
 mod common;
 
-use common::losses;
+use common::{losses, ok, xtask};
 use ebdiff_core::safetensors::{Dtype, SafeTensors};
 use std::path::Path;
-use std::process::{Command, Output};
-
-const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
-
-fn xtask(args: &[&str]) -> Output {
-    Command::new(XTASK)
-        .args(args)
-        .env("RAYON_NUM_THREADS", "1")
-        .output()
-        .expect("xtask runs")
-}
-
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// The default 2-D config, shortened: 80 steps, batch 256, losses logged every 10 steps.
 fn short_config(dir: &Path) -> String {

@@ -1,7 +1,8 @@
 //! Evaluation: metrics of samples against exactly known targets, distances between sample sets,
 //! composition accuracy on the shapes dataset, feature-based image metrics (FID, KID,
 //! precision/recall) with their statistics files, the FID pipelines of `cargo xtask fid`,
-//! `fid-stats` and `eval` ([`pipeline`]), and plots. Array files are read and written by
+//! `fid-stats` and `eval` ([`pipeline`]), the `fid` and `fid-stats` commands themselves
+//! ([`fid_commands`]), and plots. Array files are read and written by
 //! [`ebdiff_data::io`].
 
 pub mod chart;
@@ -10,6 +11,7 @@ pub mod distances;
 mod feature_rows;
 pub mod feature_stats;
 pub mod fid;
+pub mod fid_commands;
 pub mod frechet;
 pub mod grid;
 pub mod html;

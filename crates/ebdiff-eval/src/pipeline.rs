@@ -59,6 +59,9 @@ pub enum PipelineError {
     Npz(#[from] NpzError),
     #[error(transparent)]
     Frechet(#[from] FrechetError),
+    /// The FID network's weights cannot be loaded (the message says how to get them).
+    #[error(transparent)]
+    Inception(#[from] crate::inception::InceptionError),
     #[error(transparent)]
     Data(#[from] DataError),
     #[error("generating shard {shard} (images {start}..{end}): {source}")]

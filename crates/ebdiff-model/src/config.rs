@@ -15,6 +15,19 @@ pub enum ParameterizationKind {
     Energy,
 }
 
+impl std::str::FromStr for ParameterizationKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "eps" => Ok(ParameterizationKind::Eps),
+            "energy" => Ok(ParameterizationKind::Energy),
+            _ => Err(format!(
+                "unknown parameterization `{s}`; allowed: eps, energy"
+            )),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum EnergyFormKind {

@@ -12,6 +12,15 @@
 //!
 //! For the DSM loss, perturbing single parameters must reproduce the autodiff ∂loss/∂θ
 //! ([`check_dsm_param_grads`]; this is what validates differentiating *through* the VJPs).
+//!
+//! [`check_model`] runs all of it on one model config with tolerances and a verdict: the
+//! `cargo xtask gradcheck` command, callable from Rust.
+
+mod model_check;
+
+pub use model_check::{
+    AUTODIFF_TOL, GradcheckError, GradcheckOptions, GradcheckReport, check_model,
+};
 
 use crate::backbone::Backbone;
 use crate::model::DiffusionModel;

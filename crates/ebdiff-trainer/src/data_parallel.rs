@@ -9,9 +9,9 @@
 //! backward happens in another order (two partial sums instead of one), which moves the result by
 //! rounding only (≈1e-7 relative in f32); the tests bound weights, EMA and losses to 1e-6.
 
+use crate::error::RunError;
 use crate::optim_weights::optim_to_safetensors;
-use crate::run::RunError;
-use crate::train::TrainState;
+use crate::state::TrainState;
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -218,7 +218,7 @@ pub fn any_rank(group: &dyn Collective, flag: bool) -> bool {
 mod tests {
     use super::*;
     use crate::ExperimentConfig;
-    use crate::train::TrainState;
+    use crate::state::TrainState;
     use burn::tensor::Device;
 
     /// Two ranks where the other rank holds exactly this rank's values (sums double), except

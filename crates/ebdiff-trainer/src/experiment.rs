@@ -3,8 +3,9 @@
 //! runs the same loop through a run directory (`run.rs`) and then [`evaluate_toy2d`].
 
 use crate::config::ExperimentConfig;
-use crate::run::RunError;
-use crate::train::{Control, StepReport, Toy2dSource, TrainState, train_dsm};
+use crate::error::RunError;
+use crate::state::TrainState;
+use crate::train::{Control, StepReport, Toy2dSource, train_dsm};
 use burn::tensor::Device;
 use ebdiff_core::rng::stream;
 use ebdiff_eval::{LogDensityReport, log_density_gap};

@@ -8,7 +8,7 @@
 //! records instead, which still load.
 
 use crate::config::ExperimentConfig;
-use crate::run::RunError;
+use crate::error::RunError;
 use burn::tensor::Device;
 use ebdiff_core::NoiseSchedule;
 use ebdiff_core::module_weights::{load_weights, weights_file};

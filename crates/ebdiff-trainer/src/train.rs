@@ -6,10 +6,12 @@
 
 use crate::data_parallel::{all_reduce_gradients, any_rank};
 use crate::dsm::{LossWeighting, dsm_loss_weighted, noise_batch};
-use crate::ema::{Ema, EmaSchedule};
+use crate::ema::EmaSchedule;
+use crate::error::NonFinite;
 use crate::optim::{GradNorms, OptimizerSettings, clip_global_norm};
+use crate::state::TrainState;
 use burn::module::Module;
-use burn::optim::{GradientsAccumulator, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::tensor::Device;
 use ebdiff_core::rng::stream_at;
 use ebdiff_core::{Collective, NoiseSchedule, Solo};
@@ -98,33 +100,6 @@ impl TrainOptions {
     }
 }
 
-/// The whole mutable state of a run.
-pub struct TrainState {
-    /// Live weights, on an autodiff device.
-    pub model: DiffusionModel,
-    pub ema: Ema,
-    pub optim: ModuleOptimizer,
-    /// Optimizer steps completed.
-    pub step: u64,
-    pub examples_seen: u64,
-}
-
-impl TrainState {
-    pub fn new(model: DiffusionModel, optimizer: &OptimizerSettings) -> Self {
-        assert!(
-            model.devices()[0].is_autodiff(),
-            "training needs the model on an autodiff device"
-        );
-        TrainState {
-            ema: Ema::new(&model),
-            model,
-            optim: optimizer.init(),
-            step: 0,
-            examples_seen: 0,
-        }
-    }
-}
-
 /// Reported after every step.
 #[derive(Debug, Clone)]
 pub struct StepReport {
@@ -136,26 +111,6 @@ pub struct StepReport {
     pub ema_beta: f64,
     /// Seconds since this call of `train_dsm` started.
     pub seconds: f64,
-}
-
-/// Why a step could not be taken.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NonFinite {
-    /// The 1-based step that failed (its update was not applied).
-    pub step: u64,
-    pub loss: f64,
-    /// The loss, or the first parameter whose gradient is not finite.
-    pub tensor: String,
-}
-
-impl std::fmt::Display for NonFinite {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "step {}: non-finite {} (loss = {}); the update was not applied",
-            self.step, self.tensor, self.loss
-        )
-    }
 }
 
 /// What the per-step callback tells the loop.

@@ -5,9 +5,11 @@
 
 use crate::config::ExperimentConfig;
 use crate::data::{DataConfig, ImageSource};
+use crate::error::RunError;
 use crate::experiment::{draw_samples, evaluate_toy2d, toy2d_source};
-use crate::run::{RunError, RunOptions, RunOutcome, train_run};
-use crate::train::{StepReport, TrainState};
+use crate::run::{RunOptions, RunOutcome, train_run};
+use crate::state::TrainState;
+use crate::train::StepReport;
 use burn::tensor::Device;
 use ebdiff_eval::{LogDensityReport, ScatterSeries, write_image_grid_png, write_scatter_png};
 use ebdiff_model::DiffusionModel;

@@ -52,6 +52,24 @@ impl ConvSource for ZeroSource {
     }
 }
 
+/// Uniform He-initialized weights (bias 0.01) from a seeded generator: a network whose features
+/// mean nothing, for testing the pipelines around it without the real weights' download.
+pub struct RandomSource(pub rand::rngs::StdRng);
+
+impl ConvSource for RandomSource {
+    fn conv(&mut self, s: &ConvSpec) -> Result<FoldedConv, String> {
+        use rand::Rng;
+        let fan_in = s.c_in * s.kernel[0] * s.kernel[1];
+        let a = (6.0 / fan_in as f32).sqrt();
+        Ok(FoldedConv {
+            weight: (0..s.c_out * fan_in)
+                .map(|_| self.0.random_range(-a..a))
+                .collect(),
+            bias: vec![0.01; s.c_out],
+        })
+    }
+}
+
 /// conv (bias = folded batch norm) → ReLU.
 #[derive(Module, Debug)]
 pub struct ConvRelu {

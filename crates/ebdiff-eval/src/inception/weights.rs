@@ -373,6 +373,22 @@ pub fn save_converted(
     Ok(provenance)
 }
 
+/// Converted weights of a randomly initialized network ([`super::network::RandomSource`] seeded
+/// with `seed`) in `dir`, loadable like the real ones: for tests of the FID commands where the
+/// network's values do not matter.
+pub fn save_random_weights(dir: &Path, seed: u64) -> Result<WeightsProvenance, InceptionError> {
+    use rand::SeedableRng;
+    let mut source = super::network::RandomSource(rand::rngs::StdRng::seed_from_u64(seed));
+    let net = InceptionV3::build(&mut source, &Device::flex()).map_err(bad(dir))?;
+    save_converted(
+        net,
+        WeightLayout::Torchscript,
+        "random (test)".into(),
+        "0".repeat(64),
+        dir,
+    )
+}
+
 /// Loads converted weights from `dir`, checking the record's sha256 against its note.
 pub fn load_inception(
     dir: &Path,

@@ -1,27 +1,9 @@
-//! `bench train-step --profile`: where the energy step's time goes on the CPU.
-//!
-//! The step runs in a child process (`bench profile-steps`, one rayon thread so every sample is
-//! work, not a parked worker) under `perf record`. The child marks, on the monotonic clock perf
-//! also stamps samples with, when each phase of every timed step began and ended, after a device
-//! sync. A sample's *phase* is the window its time falls in (exact, whatever the call stack); its
-//! *operation* is read from its call stack (the Burn op or autodiff node that called the kernel);
-//! its *kernel* is the leaf symbol. Op kinds follow `scripts/bench/torch_bench.py --profile`, so
-//! the two profiles sit side by side. `EBDIFF_PROFILE_KEEP=FILE` keeps perf's decoded samples
-//! (`perf script` text, stacks leaf first) for a closer look.
+//! What the samples of a profiled energy step mean: each `perf script` sample's phase (from the
+//! time windows the child marked), op, op kind (as `scripts/bench/torch_bench.py --profile`
+//! groups PyTorch's), model layer and leaf kernel (from its call stack).
 
-use anyhow::{Context, Result, bail};
-use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams};
-use clap::Args;
-use ebdiff_core::BackendKind;
-use ebdiff_core::rng::{stream, uniform_vec};
-use ebdiff_model::{DiffusionModel, Parameterization, ParameterizationKind};
-use ebdiff_trainer::noise_batch;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Instant;
 
 /// The phases of one energy step, in order (the names torch_bench.py's record_function uses).
 pub const PHASES: [&str; 5] = [
@@ -32,192 +14,11 @@ pub const PHASES: [&str; 5] = [
     "optimizer",
 ];
 
-/// The profiled child of `bench train-step --profile` (not for direct use).
-#[derive(Args)]
-pub struct ProfileStepsArgs {
-    #[arg(long)]
-    config: Option<PathBuf>,
-    #[arg(long)]
-    batch: usize,
-    #[arg(long)]
-    steps: usize,
-    /// Where the phase windows go (JSON).
-    #[arg(long)]
-    marks: PathBuf,
-}
-
 /// What the child writes: per timed step, per phase, [start, end) in CLOCK_MONOTONIC ns.
-#[derive(Serialize, Deserialize)]
-struct Marks {
-    windows: Vec<(usize, u64, u64)>,
-    step_seconds: Vec<f64>,
-}
-
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec into the pointer it is given.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// One warm-up energy step, then `steps` steps with every phase ended by a device sync and
-/// marked. The steps run *on* a one-thread rayon pool: flex's parallel loops then run inline on
-/// the calling thread, so a kernel's sample carries the op and layer that called it (called from
-/// outside a pool, the work is handed to a worker whose stack starts at `thread_start`).
-pub fn profile_steps(args: ProfileStepsArgs, backend: BackendKind) -> Result<()> {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .stack_size(256 << 20)
-        .build()
-        .context("cannot start the profiling thread")?
-        .install(|| marked_steps(args, backend))
-}
-
-fn marked_steps(args: ProfileStepsArgs, backend: BackendKind) -> Result<()> {
-    let section = ebdiff_trainer::config::ModelSection::load(args.config.as_deref())?;
-    let mut cfg = section.model;
-    cfg.parameterization = ParameterizationKind::Energy;
-    let timesteps = section.diffusion.timesteps();
-    let device = backend.device().map_err(anyhow::Error::msg)?.autodiff();
-    let schedule = ebdiff_core::ScheduleConfig::linear(timesteps).build();
-    let mut model: DiffusionModel = cfg.init(timesteps, &device);
-    let Parameterization::Energy(form) = model.parameterization else {
-        bail!("the profiled model is not an energy model");
-    };
-    let mut optim = AdamConfig::new().init();
-    let dim = cfg.data_dim();
-    let mut rng = stream(0, "bench");
-    let mut marks = Marks {
-        windows: Vec::new(),
-        step_seconds: Vec::new(),
-    };
-    let sync = || {
-        device
-            .sync()
-            .map_err(|e| anyhow::anyhow!("device sync failed: {e:?}"))
-    };
-    for step in 0..1 + args.steps.max(1) {
-        let x0: Vec<f32> = uniform_vec(&mut rng, args.batch * dim)
-            .into_iter()
-            .map(|u| 2.0 * u - 1.0)
-            .collect();
-        let started = Instant::now();
-        let mut times = vec![monotonic_ns()];
-        let batch = noise_batch(&x0, dim, None, &schedule, &mut rng, &device);
-        sync()?;
-        times.push(monotonic_ns());
-        let (g, cache) = model
-            .backbone
-            .forward_cached(batch.x_t.clone(), &batch.cond);
-        sync()?;
-        times.push(monotonic_ns());
-        let eps = DiffusionModel::head_grad(form, batch.x_t.clone(), g, &cache);
-        sync()?;
-        times.push(monotonic_ns());
-        let loss = (eps - batch.eps.clone()).square().mean();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        drop(cache);
-        sync()?;
-        times.push(monotonic_ns());
-        model = optim.step(1e-4, model, grads);
-        sync()?;
-        times.push(monotonic_ns());
-        if step > 0 {
-            marks.step_seconds.push(started.elapsed().as_secs_f64());
-            for (phase, w) in times.windows(2).enumerate() {
-                marks.windows.push((phase, w[0], w[1]));
-            }
-        }
-    }
-    let _ = model.num_params();
-    std::fs::write(&args.marks, serde_json::to_string(&marks)?)
-        .with_context(|| format!("cannot write {}", args.marks.display()))
-}
-
-/// Records `steps` energy steps of the child under perf and returns the table and the median
-/// step time of the child (one thread).
-pub fn profile_energy_steps(
-    exe: &Path,
-    backend: &str,
-    config: Option<&Path>,
-    batch: usize,
-    steps: usize,
-) -> Result<(Profile, f64)> {
-    anyhow::ensure!(
-        backend == "flex",
-        "--profile samples CPU call stacks: it profiles the flex backend only (got --backend {backend})"
-    );
-    let perf_ok = Command::new("perf")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    anyhow::ensure!(
-        perf_ok,
-        "--profile needs Linux `perf` on PATH (Debian/Ubuntu: `apt-get install linux-perf` or \
-         `linux-tools-$(uname -r)`)"
-    );
-    let dir = tempfile_dir()?;
-    let data = dir.join("perf.data");
-    let marks_path = dir.join("marks.json");
-    let mut cmd = Command::new("perf");
-    cmd.args(["record", "-q", "-k", "mono", "-F", "499", "--call-graph"])
-        .arg(format!("dwarf,{STACK_BYTES}"))
-        .arg("-o")
-        .arg(&data)
-        .arg("--")
-        .arg(exe)
-        .args(["--backend", backend, "bench", "profile-steps"])
-        .args(["--batch", &batch.to_string(), "--steps", &steps.to_string()])
-        .arg("--marks")
-        .arg(&marks_path)
-        .env("RAYON_NUM_THREADS", "1");
-    if let Some(c) = config {
-        cmd.arg("--config").arg(c);
-    }
-    eprintln!("profiling {steps} energy steps under perf (one thread; this takes a while)...");
-    let out = cmd.output().context("cannot start perf")?;
-    if !out.status.success() || !marks_path.exists() {
-        bail!(
-            "perf record failed ({}): {}\nIf it says perf_event_paranoid, run as root or \
-             `sysctl kernel.perf_event_paranoid=1`.",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let marks: Marks = serde_json::from_str(&std::fs::read_to_string(&marks_path)?)?;
-    let script = Command::new("perf")
-        .args(["script", "-F", "tid,time,ip,sym", "--ns", "-i"])
-        .arg(&data)
-        .output()
-        .context("cannot run perf script")?;
-    anyhow::ensure!(
-        script.status.success(),
-        "perf script failed: {}",
-        String::from_utf8_lossy(&script.stderr).trim()
-    );
-    let text = String::from_utf8_lossy(&script.stdout);
-    if let Ok(keep) = std::env::var("EBDIFF_PROFILE_KEEP") {
-        std::fs::write(&keep, text.as_bytes())?;
-    }
-    let profile = classify(&text, &marks);
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut step = marks.step_seconds.clone();
-    step.sort_by(f64::total_cmp);
-    Ok((profile, step[step.len() / 2]))
-}
-
-/// Bytes of user stack copied per sample; the deepest Burn stacks (autodiff backward → flex
-/// conv → gemm) need more than perf's 8 KiB default.
-const STACK_BYTES: usize = 65528;
-
-fn tempfile_dir() -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("ebdiff-profile-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(dir)
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Marks {
+    pub windows: Vec<(usize, u64, u64)>,
+    pub step_seconds: Vec<f64>,
 }
 
 /// The op kinds of `torch_bench.py --profile`, in its order, so the tables line up.
@@ -232,7 +33,7 @@ pub const KINDS: [&str; 7] = [
 ];
 
 /// Sample counts of the profiled steps by phase, op, kind, layer and leaf kernel.
-#[derive(Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default)]
 pub struct Profile {
     /// Samples inside the timed steps' phase windows.
     pub samples: usize,
@@ -248,7 +49,9 @@ pub struct Profile {
     pub kernels: BTreeMap<String, usize>,
 }
 
-fn classify(text: &str, marks: &Marks) -> Profile {
+/// Counts the samples of `perf script -F tid,time,ip,sym --ns` output that fall in a marked
+/// phase window.
+pub fn classify(text: &str, marks: &Marks) -> Profile {
     let mut p = Profile::default();
     for sample in parse_samples(text) {
         let Some(phase) = phase_at(marks, sample.time_ns) else {
@@ -435,74 +238,6 @@ fn phase_at(marks: &Marks, t: u64) -> Option<usize> {
         .iter()
         .find(|(_, a, b)| *a <= t && t < *b)
         .map(|(phase, _, _)| *phase)
-}
-
-/// Prints ms per step (share of the samples × the child's step time) by kind, with PyTorch's
-/// profile of the same step beside it when given, then by op, phase, layer and kernel.
-pub fn print(p: &Profile, step_seconds: f64, steps: usize, torch: Option<&serde_json::Value>) {
-    let ms = |n: usize| 1e3 * step_seconds * n as f64 / p.samples.max(1) as f64;
-    let pct = |n: usize| 100.0 * n as f64 / p.samples.max(1) as f64;
-    println!(
-        "\nprofile of {steps} energy steps: flex on one thread, {:.3} s/step, {} perf samples \
-         (ms/step = share of samples × step time)",
-        step_seconds, p.samples
-    );
-    let torch_kinds = torch.and_then(|t| t.get("kinds_ms_per_step"));
-    if torch.is_some() {
-        println!(
-            "{:<32} {:>9} {:>7} {:>12} {:>7} {:>9}",
-            "kind", "ebdiff ms", "share", "PyTorch ms", "share", "ratio"
-        );
-    } else {
-        println!("{:<32} {:>9} {:>7}", "kind", "ebdiff ms", "share");
-    }
-    let torch_total: f64 = torch_kinds
-        .and_then(|k| k.as_object())
-        .map(|o| o.values().filter_map(|v| v.as_f64()).sum())
-        .unwrap_or(0.0);
-    for kind in KINDS {
-        let n = p.kinds.get(kind).copied().unwrap_or(0);
-        let theirs = torch_kinds
-            .and_then(|k| k.get(kind))
-            .and_then(|v| v.as_f64());
-        match theirs {
-            Some(t) => println!(
-                "{kind:<32} {:>9.1} {:>6.1}% {:>12.1} {:>6.1}% {:>8.2}×",
-                ms(n),
-                pct(n),
-                t,
-                100.0 * t / torch_total.max(1e-9),
-                ms(n) / t.max(1e-9)
-            ),
-            None => println!("{kind:<32} {:>9.1} {:>6.1}%", ms(n), pct(n)),
-        }
-    }
-    if let Some(t) = torch {
-        println!(
-            "{:<32} {:>9.1} {:>7} {:>12.1} {:>7} {:>8.2}×   (PyTorch: torch.profiler self CPU time, \
-             {} thread(s))",
-            "total",
-            1e3 * step_seconds,
-            "",
-            torch_total,
-            "",
-            1e3 * step_seconds / torch_total.max(1e-9),
-            t.get("threads").cloned().unwrap_or_default()
-        );
-    }
-    for (title, map) in [
-        ("op (ours, finer)", &p.ops),
-        ("phase", &p.phases),
-        ("layer (forward and ∇ₓE phases)", &p.layers),
-        ("kernel (leaf symbol)", &p.kernels),
-    ] {
-        println!("\n{title:<40} {:>9} {:>7}", "ms/step", "share");
-        let mut rows: Vec<_> = map.iter().collect();
-        rows.sort_by(|a, b| b.1.cmp(a.1));
-        for (name, &n) in rows {
-            println!("{name:<40} {:>9.1} {:>6.1}%", ms(n), pct(n));
-        }
-    }
 }
 
 #[cfg(test)]
